@@ -1,0 +1,390 @@
+"""Posting journal entries: balanced, append-only, idempotent, hash-chained.
+
+Call these inside the caller's transaction (a SQLAlchemy ``Connection`` in a write
+transaction); the entry commits or rolls back with whatever else the caller does.
+
+Order of work for a batch, which is what makes concurrent writers safe:
+1. validate every request in Python (nothing touches the database before that);
+2. lock the chain head (``SELECT … FOR UPDATE``; on SQLite the write transaction already holds
+   the database lock) — every writer queues here, so ids are gapless in commit order, the chain
+   cannot fork, and an idempotency key or a reversal checked next cannot be raced;
+3. look up keys already used, the closed-through date, reversal targets, and the accounts;
+4. write lines, then entries (the database re-checks balance and periods), then the accounts'
+   running balances and the chain head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.chain import content_digest, entry_hash
+from ledger.clock import to_utc, utc_now
+from ledger.errors import (
+    AlreadyReversed,
+    BalanceOverflow,
+    ClosedAccount,
+    ClosedPeriod,
+    EntryNotFound,
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidEntry,
+    TooFewLines,
+    UnbalancedEntry,
+    UnknownAccount,
+)
+from ledger.schema import MAX_AMOUNT, MAX_BALANCE, accounts, chain_head, entries, lines
+
+Side = Literal["debit", "credit"]
+MAX_LINES = 1000  # per entry; 1,000 × MAX_AMOUNT still sums inside 64 bits
+_CHUNK = 500  # IN-list size for look-ups
+
+
+@dataclass(frozen=True)
+class Line:
+    """One leg of an entry: ``amount`` yen (a positive int) on ``side`` of ``account``."""
+
+    account: str
+    side: Side
+    amount: int
+
+    @classmethod
+    def debit(cls, account: str, amount: int) -> Line:
+        return cls(account, "debit", amount)
+
+    @classmethod
+    def credit(cls, account: str, amount: int) -> Line:
+        return cls(account, "credit", amount)
+
+
+@dataclass(frozen=True)
+class EntryRequest:
+    """An entry to post.
+
+    Attributes:
+        effective_date: the business date (JST) the entry belongs to.
+        description: what happened, for people.
+        source_ref: where it came from, e.g. ``invoice:2026-00000001-3`` or ``stripe:evt_…``.
+        idempotency_key: posting the same key again returns the original entry.
+        lines: two or more legs whose debits equal credits.
+        reverses_entry_id: set on a reversal (see :func:`reverse`).
+    """
+
+    effective_date: date
+    description: str
+    source_ref: str
+    idempotency_key: str
+    lines: tuple[Line, ...]
+    reverses_entry_id: int | None = None
+
+    def digest(self) -> str:
+        return content_digest(
+            self.effective_date,
+            self.description,
+            self.source_ref,
+            self.reverses_entry_id,
+            [(line.account, line.side, line.amount) for line in self.lines],
+        )
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    id: int
+    hash: str
+    effective_date: date
+    recorded_at: datetime
+    idempotency_key: str
+    replayed: bool = False
+
+
+def validate(request: EntryRequest) -> None:
+    """Refuse a malformed request before anything is read or written."""
+    if not isinstance(request.effective_date, date) or isinstance(request.effective_date, datetime):
+        raise InvalidEntry("effective_date must be a date (the JST business day)")
+    for name, limit in (("description", 500), ("source_ref", 200), ("idempotency_key", 255)):
+        value = getattr(request, name)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidEntry(f"{name} must be a non-empty string", field=name)
+        if len(value) > limit:
+            raise InvalidEntry(f"{name} is longer than {limit} characters", field=name)
+    if not isinstance(request.lines, tuple | list) or len(request.lines) < 2:
+        raise TooFewLines("an entry needs at least two lines")
+    if len(request.lines) > MAX_LINES:
+        raise InvalidEntry(f"an entry has at most {MAX_LINES} lines")
+    debits = credits = 0
+    for number, line in enumerate(request.lines, 1):
+        if not isinstance(line, Line) or not isinstance(line.account, str):
+            raise InvalidEntry(f"line {number} is not a ledger Line", line=number)
+        if line.side not in ("debit", "credit"):
+            raise InvalidEntry(f"line {number}: side must be debit or credit", line=number)
+        amount = line.amount
+        if type(amount) is not int:  # bool, float, Decimal and str are all refused
+            raise InvalidAmount(
+                f"line {number}: amount must be an integer number of yen, not {type(amount).__name__}",
+                line=number,
+            )
+        if amount <= 0:
+            raise InvalidAmount(f"line {number}: amount must be positive, got {amount}", line=number)
+        if amount > MAX_AMOUNT:
+            raise InvalidAmount(
+                f"line {number}: amount {amount} is above the limit {MAX_AMOUNT}", line=number
+            )
+        if line.side == "debit":
+            debits += amount
+        else:
+            credits += amount
+    if debits != credits:
+        raise UnbalancedEntry(
+            f"debits ¥{debits:,} do not equal credits ¥{credits:,}", debits=debits, credits=credits
+        )
+
+
+def post(conn: Connection, request: EntryRequest, *, now: datetime | None = None) -> PostedEntry:
+    """Post one entry (or return the original for a replayed idempotency key)."""
+    return post_many(conn, [request], now=now)[0]
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def post_many(
+    conn: Connection, requests: Sequence[EntryRequest], *, now: datetime | None = None
+) -> list[PostedEntry]:
+    """Post a batch of entries under one lock; all are written or none."""
+    for index, request in enumerate(requests):
+        try:
+            validate(request)
+        except InvalidEntry | InvalidAmount | TooFewLines | UnbalancedEntry as exc:
+            if len(requests) > 1:
+                exc.detail["entry_index"] = index
+            raise
+    if not requests:
+        return []
+
+    head = conn.execute(
+        sa.select(chain_head.c.seq, chain_head.c.hash, chain_head.c.closed_through)
+        .where(chain_head.c.id == 1)
+        .with_for_update()
+    ).one()
+
+    # Idempotency: keys already written, and keys repeated inside this batch.
+    keys = list(dict.fromkeys(r.idempotency_key for r in requests))
+    stored: dict[str, sa.Row] = {}
+    for chunk in _chunks(keys):
+        for row in conn.execute(
+            sa.select(
+                entries.c.id,
+                entries.c.hash,
+                entries.c.effective_date,
+                entries.c.recorded_at,
+                entries.c.idempotency_key,
+                entries.c.content_digest,
+            ).where(entries.c.idempotency_key.in_(chunk))
+        ):
+            stored[row.idempotency_key] = row
+
+    results: list[PostedEntry | None] = [None] * len(requests)
+    fresh: list[tuple[int, EntryRequest]] = []
+    first_in_batch: dict[str, tuple[int, str]] = {}
+    for index, request in enumerate(requests):
+        digest = request.digest()
+        key = request.idempotency_key
+        if key in stored:
+            row = stored[key]
+            if row.content_digest != digest:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was used for entry {row.id} with other content",
+                    entry_id=row.id,
+                )
+            results[index] = PostedEntry(
+                row.id, row.hash, row.effective_date, to_utc(row.recorded_at), key, replayed=True
+            )
+        elif key in first_in_batch:
+            if first_in_batch[key][1] != digest:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} appears twice in the batch with other content"
+                )
+        else:
+            first_in_batch[key] = (index, digest)
+            fresh.append((index, request))
+
+    closed_through = head.closed_through
+    if closed_through is not None:
+        for _, request in fresh:
+            if request.effective_date <= closed_through:
+                raise ClosedPeriod(
+                    f"business days through {closed_through} are closed; "
+                    f"{request.effective_date} cannot take postings",
+                    closed_through=closed_through.isoformat(),
+                )
+
+    _check_reversals(conn, [r for _, r in fresh])
+
+    codes = sorted({line.account for _, r in fresh for line in r.lines})
+    state: dict[str, list] = {}  # code -> [id, balance, version, original version]
+    for chunk in _chunks(codes):
+        for row in conn.execute(
+            sa.select(accounts.c.id, accounts.c.code, accounts.c.status, accounts.c.balance, accounts.c.version)
+            .where(accounts.c.code.in_(chunk))
+            .order_by(accounts.c.id)
+            .with_for_update()
+        ):
+            if row.status != "open":
+                raise ClosedAccount(f"account {row.code} is closed", account=row.code)
+            state[row.code] = [row.id, row.balance, row.version, row.version]
+    for code in codes:
+        if code not in state:
+            raise UnknownAccount(f"account {code!r} does not exist", account=code)
+
+    recorded_at = to_utc(now) if now is not None else utc_now()
+    seq, prev_hash = head.seq, head.hash
+    line_rows: list[dict] = []
+    entry_rows: list[dict] = []
+    for index, request in fresh:
+        seq += 1
+        hashed_lines = []
+        for number, line in enumerate(request.lines, 1):
+            account = state[line.account]
+            account[1] += line.amount if line.side == "debit" else -line.amount
+            account[2] += 1
+            if abs(account[1]) > MAX_BALANCE:
+                raise BalanceOverflow(f"the balance of {line.account} would leave 64 bits")
+            side = "D" if line.side == "debit" else "C"
+            line_rows.append(
+                {
+                    "entry_id": seq,
+                    "line_no": number,
+                    "account_id": account[0],
+                    "side": side,
+                    "amount": line.amount,
+                    "effective_date": request.effective_date,
+                    "balance_after": account[1],
+                    "account_version": account[2],
+                }
+            )
+            hashed_lines.append((number, line.account, side, line.amount))
+        digest = first_in_batch[request.idempotency_key][1]
+        entry_hash_value = entry_hash(
+            entry_id=seq,
+            prev_hash=prev_hash,
+            effective_date=request.effective_date,
+            recorded_at=recorded_at,
+            description=request.description,
+            source_ref=request.source_ref,
+            idempotency_key=request.idempotency_key,
+            reverses_entry_id=request.reverses_entry_id,
+            lines=hashed_lines,
+        )
+        entry_rows.append(
+            {
+                "id": seq,
+                "effective_date": request.effective_date,
+                "recorded_at": recorded_at,
+                "description": request.description,
+                "source_ref": request.source_ref,
+                "idempotency_key": request.idempotency_key,
+                "content_digest": digest,
+                "reverses_entry_id": request.reverses_entry_id,
+                "prev_hash": prev_hash,
+                "hash": entry_hash_value,
+            }
+        )
+        results[index] = PostedEntry(
+            seq, entry_hash_value, request.effective_date, recorded_at, request.idempotency_key
+        )
+        prev_hash = entry_hash_value
+
+    # A key repeated inside the batch returns the entry its first use created.
+    for index, request in enumerate(requests):
+        if results[index] is None:
+            first = results[first_in_batch[request.idempotency_key][0]]
+            assert first is not None
+            results[index] = PostedEntry(
+                first.id, first.hash, first.effective_date, first.recorded_at, first.idempotency_key, True
+            )
+
+    if entry_rows:
+        conn.execute(lines.insert(), line_rows)
+        conn.execute(entries.insert(), entry_rows)
+        conn.execute(
+            accounts.update()
+            .where(accounts.c.id == sa.bindparam("b_id"))
+            .values(balance=sa.bindparam("b_balance"), version=sa.bindparam("b_version")),
+            [
+                {"b_id": a[0], "b_balance": a[1], "b_version": a[2]}
+                for a in state.values()
+                if a[2] != a[3]
+            ],
+        )
+        conn.execute(
+            chain_head.update().where(chain_head.c.id == 1).values(seq=seq, hash=prev_hash)
+        )
+    return [r for r in results if r is not None]
+
+
+def _check_reversals(conn: Connection, requests: Sequence[EntryRequest]) -> None:
+    targets = [r.reverses_entry_id for r in requests if r.reverses_entry_id is not None]
+    if not targets:
+        return
+    if len(set(targets)) != len(targets):
+        raise AlreadyReversed("the batch reverses the same entry twice")
+    found = set(conn.scalars(sa.select(entries.c.id).where(entries.c.id.in_(targets))))
+    for target in targets:
+        if target not in found:
+            raise EntryNotFound(f"entry {target} does not exist", entry_id=target)
+    reversed_already = conn.execute(
+        sa.select(entries.c.reverses_entry_id, entries.c.id).where(
+            entries.c.reverses_entry_id.in_(targets)
+        )
+    ).first()
+    if reversed_already is not None:
+        raise AlreadyReversed(
+            f"entry {reversed_already[0]} was already reversed by entry {reversed_already[1]}",
+            entry_id=reversed_already[0],
+            reversal_id=reversed_already[1],
+        )
+
+
+def reverse(
+    conn: Connection,
+    entry_id: int,
+    *,
+    effective_date: date,
+    idempotency_key: str,
+    description: str | None = None,
+    now: datetime | None = None,
+) -> PostedEntry:
+    """Post the mirror image of an entry, linked to it. An entry can be reversed once."""
+    original = conn.execute(
+        sa.select(entries.c.description, entries.c.source_ref).where(entries.c.id == entry_id)
+    ).first()
+    if original is None:
+        raise EntryNotFound(f"entry {entry_id} does not exist", entry_id=entry_id)
+    legs = conn.execute(
+        sa.select(accounts.c.code, lines.c.side, lines.c.amount)
+        .join(accounts, accounts.c.id == lines.c.account_id)
+        .where(lines.c.entry_id == entry_id)
+        .order_by(lines.c.line_no)
+    ).all()
+    mirrored = tuple(
+        Line(code, "credit" if side == "D" else "debit", amount) for code, side, amount in legs
+    )
+    return post(
+        conn,
+        EntryRequest(
+            effective_date=effective_date,
+            description=(description or f"Reversal of entry {entry_id}: {original.description}")[:500],
+            source_ref=original.source_ref,
+            idempotency_key=idempotency_key,
+            lines=mirrored,
+            reverses_entry_id=entry_id,
+        ),
+        now=now,
+    )
