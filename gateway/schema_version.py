@@ -44,7 +44,7 @@ def upgrade(engine: Engine) -> None:
 def ensure_current(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
-        found = "an empty database" if current is None else f"schema {current}"
+        found = "is empty" if current is None else f"is at schema {current}"
         raise SchemaOutdated(
-            f"the database has {found} but this nofu needs {head}: run `nofu db upgrade`"
+            f"the database {found} but this nofu needs schema {head}: run `nofu db upgrade`"
         )

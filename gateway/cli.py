@@ -1,0 +1,38 @@
+"""The ``nofu`` command. Errors an operator can act on print one line (no stack trace)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.commands import db, ledger as ledger_commands
+from gateway.schema_version import SchemaOutdated
+from gateway.settings import SettingsError
+from ledger import LedgerError
+
+COMMAND_MODULES = (db, ledger_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nofu", description="nofu 納付: cashless tax and fee payments")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (SettingsError, SchemaOutdated) as exc:
+        print(f"nofu: {exc}", file=sys.stderr)
+        return 2
+    except LedgerError as exc:
+        print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

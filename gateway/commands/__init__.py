@@ -1,0 +1,1 @@
+"""``nofu`` sub-commands, one module per area; each exposes ``register(subparsers)``."""
