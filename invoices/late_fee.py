@@ -49,7 +49,7 @@ _ONE_DAY = timedelta(days=1)
 class LateFeeError(ValueError):
     """Bad input or bad rate data; ``code`` is stable, ``message`` is for humans."""
 
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
+    def __init__(self, code: str, message: str, /, **detail: Any) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

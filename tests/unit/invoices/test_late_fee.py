@@ -231,7 +231,7 @@ def test_custom_table_from_toml() -> None:
         table('2020 = { first_period = "-1", after_period = "8.9" }'),
         table('2020 = { first_period = "26", after_period = "8.9" }'),  # above 7.3 cap: typo
         table('2020 = { first_period = "2.6", after_period = "15" }'),  # above 14.6 cap
-        table('2020 = { first_period = "9", after_period = "8.9" }'),  # first above after
+        table('2020 = { first_period = "7", after_period = "6" }'),  # first above after
         table('2020 = { first_period = "2.6" }'),
         table('2020 = { first_period = "2.6", after_period = "8.9", extra = "1" }'),
         table('20x0 = { first_period = "2.6", after_period = "8.9" }'),
