@@ -183,7 +183,9 @@ class CatalogEntry:
             raise _invalid("installments must be numbered 1..n", entry=self.code, periods=periods)
         order = [item._fiscal_order for item in self.installments]
         if any(later <= earlier for earlier, later in zip(order, order[1:])):
-            raise _invalid("installment due dates must ascend through the fiscal year", entry=self.code)
+            raise _invalid(
+                "installment due dates must ascend through the fiscal year", entry=self.code
+            )
 
     def _check_default_amount(self) -> None:
         if self.default_amount is None:

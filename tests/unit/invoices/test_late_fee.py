@@ -239,7 +239,10 @@ def test_custom_table_from_toml() -> None:
             '2020 = { first_period = "2.6", after_period = "8.9" }\n'
             '2022 = { first_period = "2.4", after_period = "8.7" }'  # gap: 2021 missing
         ),
-        table('2020 = { first_period = "2.6", after_period = "8.9" }', caps='first_period_cap = "7.3"'),
+        table(
+            '2020 = { first_period = "2.6", after_period = "8.9" }',
+            caps='first_period_cap = "7.3"',  # after_period_cap missing
+        ),
         table(
             '2020 = { first_period = "2.6", after_period = "8.9" }',
             caps='first_period_cap = "7.3"\nafter_period_cap = "14.6"\nother = "1"',
@@ -292,7 +295,9 @@ def test_non_date_is_refused(due: object, paid: object) -> None:
 
 def test_non_table_rates_are_refused() -> None:
     with pytest.raises(LateFeeError) as error:
-        compute_late_fee(10_000, date(2025, 1, 31), date(2025, 3, 1), rates={})  # type: ignore[arg-type]
+        compute_late_fee(
+            10_000, date(2025, 1, 31), date(2025, 3, 1), rates={}  # type: ignore[arg-type]
+        )
     assert error.value.code == "late_fee.invalid_rate_table"
 
 
