@@ -161,7 +161,7 @@ def post_many(
     for index, request in enumerate(requests):
         try:
             validate(request)
-        except InvalidEntry | InvalidAmount | TooFewLines | UnbalancedEntry as exc:
+        except (InvalidEntry, InvalidAmount, TooFewLines, UnbalancedEntry) as exc:
             if len(requests) > 1:
                 exc.detail["entry_index"] = index
             raise
