@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from typing import cast
 
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
@@ -44,10 +45,10 @@ def make_urls(count: int) -> list[str]:
 
 
 def auto_modules(url: str) -> list[list[bool]]:
-    code: qrcode.QRCode = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0)  # type: ignore[type-arg]
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=0)
     code.add_data(url)
     code.make()
-    return code.modules  # type: ignore[return-value]
+    return cast(list[list[bool]], code.modules)  # complete after make(): no None left
 
 
 def auto_png(url: str) -> bytes:

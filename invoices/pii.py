@@ -118,7 +118,9 @@ class PiiCipher:
             key_id, sep, material = item.partition(":")
             key_id = key_id.strip()
             if not sep or not _KEY_ID.fullmatch(key_id):
-                raise PiiConfigError("entry must be '<key id>:<base64 key>', id [A-Za-z0-9_-]{1,16}")
+                raise PiiConfigError(
+                    "entry must be '<key id>:<base64 key>', id [A-Za-z0-9_-]{1,16}"
+                )
             if key_id in keys:
                 raise PiiConfigError("duplicate key id")
             keys[key_id] = AESGCM(_decode_key(material))

@@ -29,7 +29,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from functools import _CacheInfo, _lru_cache_wrapper, lru_cache, partial
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import qrcode
 import qrcode.util
@@ -92,7 +92,7 @@ def qr_modules(url: str, *, mask_pattern: int = MASK_PATTERN) -> list[list[bool]
     data = url.encode("utf-8")
     if not data:
         raise QrError("nothing to encode")
-    code: qrcode.QRCode = qrcode.QRCode(  # type: ignore[type-arg]
+    code = qrcode.QRCode(
         version=smallest_version(len(data)),
         error_correction=ERROR_CORRECTION,
         border=0,
@@ -103,14 +103,16 @@ def qr_modules(url: str, *, mask_pattern: int = MASK_PATTERN) -> list[list[bool]
         code.make(fit=False)
     except DataOverflowError as exc:  # unreachable while smallest_version is right
         raise QrError("data overflows the chosen version") from exc
-    return code.modules  # type: ignore[return-value]
+    return cast(list[list[bool]], code.modules)  # complete after make(): no None left
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_from_modules(modules: Modules, *, scale: int = PNG_SCALE, border: int = QUIET_ZONE) -> bytes:
+def png_from_modules(
+    modules: Modules, *, scale: int = PNG_SCALE, border: int = QUIET_ZONE
+) -> bytes:
     """1-bit greyscale PNG, ``scale`` pixels per module, ``border`` light modules around.
 
     Deterministic: only IHDR, IDAT and IEND chunks, fixed compression settings.
@@ -141,7 +143,9 @@ def png_from_modules(modules: Modules, *, scale: int = PNG_SCALE, border: int = 
     )
 
 
-def svg_from_modules(modules: Modules, *, scale: int = PNG_SCALE, border: int = QUIET_ZONE) -> bytes:
+def svg_from_modules(
+    modules: Modules, *, scale: int = PNG_SCALE, border: int = QUIET_ZONE
+) -> bytes:
     """Standalone SVG: a white square and one black path of runs, in module units.
 
     ``width``/``height`` are ``scale`` px per module (the same size as the PNG); the drawing

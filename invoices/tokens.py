@@ -239,7 +239,7 @@ def _verify(token: str, lookup: Callable[[str], Ed25519PublicKey | None]) -> Tok
 
 
 def generate_key(key_id: str) -> str:
-    """A new signing-key entry ``"<key id>:<b64url seed>"``; prepend it to the config to activate."""
+    """A new signing-key entry ``"<key id>:<b64url seed>"``; put it first in the config to sign."""
     seed = Ed25519PrivateKey.generate().private_bytes_raw()
     return f"{_check_key_id(key_id)}:{_b64url_encode(seed)}"
 
@@ -360,7 +360,7 @@ def verify_with_jwks(token: str, jwks: Mapping[str, Any]) -> TokenClaims:
     """
 
     def lookup(key_id: str) -> Ed25519PublicKey | None:
-        keys = jwks.get("keys")
+        keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
         if not isinstance(keys, list):
             raise KeyConfigError("JWKS has no 'keys' list")
         for jwk in keys:
@@ -380,8 +380,7 @@ def _code_from_signature(signature: bytes) -> str:
     digest = hashlib.sha256(_CONFIRMATION_CONTEXT + signature).digest()
     bits = int.from_bytes(digest[:4], "big") >> (32 - 5 * CONFIRMATION_LENGTH)
     return "".join(
-        CONFIRMATION_ALPHABET[(bits >> (5 * i)) & 31]
-        for i in reversed(range(CONFIRMATION_LENGTH))
+        CONFIRMATION_ALPHABET[(bits >> (5 * i)) & 31] for i in reversed(range(CONFIRMATION_LENGTH))
     )
 
 

@@ -42,7 +42,10 @@ def sample_urls() -> list[str]:
     """Real payment URLs: several refs, generations, both key-id lengths, two bases."""
     ring8 = KeyRing.from_config(f"k2345678:{SEED}")
     urls = [payment_url(BASE, RING.sign(bytes([i]) * 16, i)) for i in range(6)]
-    urls += [payment_url(BASE, RING.sign(b"\x01", 0)), payment_url(BASE, ring8.sign(bytes(16), 65535))]
+    urls += [
+        payment_url(BASE, RING.sign(b"\x01", 0)),
+        payment_url(BASE, ring8.sign(bytes(16), 65535)),
+    ]
     urls.append(payment_url("http://localhost:8000/", RING.sign(b"x" * 10, 3)))
     return urls
 
@@ -64,7 +67,9 @@ def png_pixels(png: bytes) -> list[list[int]]:
     while pos < len(png):
         (length,) = struct.unpack(">I", png[pos : pos + 4])
         kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
-        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + data)
+        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(
+            kind + data
+        )
         chunks.append(kind)
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data)
@@ -127,7 +132,7 @@ def test_payment_url_refusals(base: str, token: str) -> None:
 def fit_by_qrcode(size: int) -> int:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M)
     code.add_data(qrcode.util.QRData(b"a" * size, mode=qrcode.util.MODE_8BIT_BYTE))
-    return code.best_fit()
+    return int(code.best_fit())
 
 
 @given(st.integers(1, 2331))
