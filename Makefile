@@ -4,7 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup system-deps demo test bench clean
+
+# Debian packages the tests use: a QR decoder and SVG rasterizer (to prove printed codes scan),
+# and headless Chromium for the resident pages. Installed when missing and we may use apt.
+APT_PACKAGES := zbar-tools librsvg2-bin chromium chromium-driver
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +20,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install$$missing (Debian) or the tests that need them will skip"; fi; \
+	fi
+
 demo: setup
 	$(BIN)/nofu db upgrade
 	$(BIN)/nofu ledger post docs/examples/entries.json
 	$(BIN)/nofu ledger trial-balance
 	$(BIN)/nofu ledger verify
 
-test: setup
+test: setup system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
