@@ -21,6 +21,17 @@ class Settings:
     database_url: str = "sqlite:///var/nofu.sqlite3"
     public_base_url: str = "http://127.0.0.1:8000"
     municipality_name: str = "サンプル市"
+    # development: missing keys are generated into var/dev-keys.env (with a warning);
+    # production: every key must be given.
+    environment: str = "development"
+    # Ed25519 keys for QR payment tokens, "kid:<b64 seed>,…", first signs (invoices/tokens.py).
+    qr_signing_keys: str = ""
+    # Retired QR keys kept for verification only, "kid:<b64 public key>,…".
+    qr_verify_keys: str = ""
+    # AES-256-GCM keys for personal data at rest, "kid:<b64 32 bytes>,…", first encrypts.
+    pii_keys: str = ""
+    # Where generated development keys are kept.
+    dev_keys_file: str = "var/dev-keys.env"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,3 +65,13 @@ class Settings:
             )
         if not self.municipality_name:
             raise SettingsError("NOFU_MUNICIPALITY_NAME: must not be empty")
+        if self.environment not in ("development", "production"):
+            raise SettingsError(
+                f"NOFU_ENVIRONMENT: {self.environment!r} must be development or production"
+            )
+        if self.environment == "production":
+            for name in ("qr_signing_keys", "pii_keys"):
+                if not getattr(self, name):
+                    raise SettingsError(
+                        f"NOFU_{name.upper()}: required in production (generate one with `nofu keys generate`)"
+                    )
