@@ -44,6 +44,40 @@ Side = Literal["debit", "credit"]
 MAX_LINES = 1000  # per entry; 1,000 × MAX_AMOUNT still sums inside 64 bits
 _CHUNK = 500  # IN-list size for look-ups
 
+# Statements are built once: building a Core statement and its cache key on every call cost more
+# than executing it (see docs/benchmarks.md).
+_LOCK_HEAD = (
+    sa.select(chain_head.c.seq, chain_head.c.hash, chain_head.c.closed_through)
+    .where(chain_head.c.id == 1)
+    .with_for_update()
+)
+_STORED_KEYS = sa.select(
+    entries.c.id,
+    entries.c.hash,
+    entries.c.effective_date,
+    entries.c.recorded_at,
+    entries.c.idempotency_key,
+    entries.c.content_digest,
+).where(entries.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
+_LOCK_ACCOUNTS = (
+    sa.select(accounts.c.id, accounts.c.code, accounts.c.status, accounts.c.balance, accounts.c.version)
+    .where(accounts.c.code.in_(sa.bindparam("codes", expanding=True)))
+    .order_by(accounts.c.id)
+    .with_for_update()
+)
+_INSERT_LINES = lines.insert()
+_INSERT_ENTRIES = entries.insert()
+_UPDATE_BALANCE = (
+    accounts.update()
+    .where(accounts.c.id == sa.bindparam("b_id"))
+    .values(balance=sa.bindparam("b_balance"), version=sa.bindparam("b_version"))
+)
+_ADVANCE_HEAD = (
+    chain_head.update()
+    .where(chain_head.c.id == 1)
+    .values(seq=sa.bindparam("b_seq"), hash=sa.bindparam("b_hash"))
+)
+
 
 @dataclass(frozen=True)
 class Line:
@@ -168,26 +202,13 @@ def post_many(
     if not requests:
         return []
 
-    head = conn.execute(
-        sa.select(chain_head.c.seq, chain_head.c.hash, chain_head.c.closed_through)
-        .where(chain_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    head = conn.execute(_LOCK_HEAD).one()
 
     # Idempotency: keys already written, and keys repeated inside this batch.
     keys = list(dict.fromkeys(r.idempotency_key for r in requests))
     stored: dict[str, sa.Row] = {}
     for chunk in _chunks(keys):
-        for row in conn.execute(
-            sa.select(
-                entries.c.id,
-                entries.c.hash,
-                entries.c.effective_date,
-                entries.c.recorded_at,
-                entries.c.idempotency_key,
-                entries.c.content_digest,
-            ).where(entries.c.idempotency_key.in_(chunk))
-        ):
+        for row in conn.execute(_STORED_KEYS, {"keys": chunk}):
             stored[row.idempotency_key] = row
 
     results: list[PostedEntry | None] = [None] * len(requests)
@@ -230,12 +251,7 @@ def post_many(
     codes = sorted({line.account for _, r in fresh for line in r.lines})
     state: dict[str, list] = {}  # code -> [id, balance, version, original version]
     for chunk in _chunks(codes):
-        for row in conn.execute(
-            sa.select(accounts.c.id, accounts.c.code, accounts.c.status, accounts.c.balance, accounts.c.version)
-            .where(accounts.c.code.in_(chunk))
-            .order_by(accounts.c.id)
-            .with_for_update()
-        ):
+        for row in conn.execute(_LOCK_ACCOUNTS, {"codes": chunk}):
             if row.status != "open":
                 raise ClosedAccount(f"account {row.code} is closed", account=row.code)
             state[row.code] = [row.id, row.balance, row.version, row.version]
@@ -311,21 +327,17 @@ def post_many(
             )
 
     if entry_rows:
-        conn.execute(lines.insert(), line_rows)
-        conn.execute(entries.insert(), entry_rows)
+        conn.execute(_INSERT_LINES, line_rows)
+        conn.execute(_INSERT_ENTRIES, entry_rows)
         conn.execute(
-            accounts.update()
-            .where(accounts.c.id == sa.bindparam("b_id"))
-            .values(balance=sa.bindparam("b_balance"), version=sa.bindparam("b_version")),
+            _UPDATE_BALANCE,
             [
                 {"b_id": a[0], "b_balance": a[1], "b_version": a[2]}
                 for a in state.values()
                 if a[2] != a[3]
             ],
         )
-        conn.execute(
-            chain_head.update().where(chain_head.c.id == 1).values(seq=seq, hash=prev_hash)
-        )
+        conn.execute(_ADVANCE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
     return [r for r in results if r is not None]
 
 
