@@ -172,11 +172,11 @@ def _last_payment_error(sb: Sandbox, error: dict[str, Any] | None) -> Obj | None
 
 
 def last_payment_error(
-    *, code: str, decline_code: str | None, message: str, param: str | None,
+    *, type_: str, code: str, decline_code: str | None, message: str, param: str | None,
     charge_id: str | None, payment_method_id: str, payment_method_type: str,
 ) -> dict[str, Any]:
     return {
-        "type": "card_error",
+        "type": type_,
         "code": code,
         "decline_code": decline_code,
         "doc_url": doc_url(code),
