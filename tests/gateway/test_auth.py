@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -189,6 +190,30 @@ def test_token_creation_is_audited_without_the_secret(engine: Engine) -> None:
     assert (entry.actor_id, entry.action, entry.subject) == ("cli:tester", "token.create", f"staff_token:{token_id(secret)}")
     assert entry.detail["role"] == "auditor" and entry.detail["name"] == "監査委員 鈴木"
     assert secret.split("_")[2] not in str(entry.as_json())
+
+
+def test_concurrent_revocations_are_audited_once(pg_engine: Engine) -> None:
+    tid = token_id(issue(pg_engine, "treasury"))
+    barrier = threading.Barrier(4)
+
+    def revoke(n: int) -> None:
+        def work(conn: sa.Connection) -> None:
+            get_token(conn, tid)
+            barrier.wait(timeout=10)  # everyone has read "not revoked" before anyone writes
+            revoke_token(conn, tid, actor=Actor(id=f"cli:op{n}", name=f"op{n}"))
+
+        run_transaction(pg_engine, work, attempts=1)
+
+    threads = [threading.Thread(target=revoke, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with read_transaction(pg_engine) as conn:
+        revocations = audit.list_audit(conn, audit.AuditFilter(action="token.revoke")).entries
+        info = get_token(conn, tid)
+    assert len(revocations) == 1
+    assert revocations[0].actor_id == info.revoked_by
 
 
 @pytest.mark.parametrize(
