@@ -16,6 +16,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from sqlalchemy.engine import Engine
 
+from gateway.auth import StaffAuthPlugin
+from gateway.auth.audit_api import audit_log_endpoint
 from gateway.problems import EXCEPTION_HANDLERS
 from gateway.security import security_headers_middleware
 from gateway.settings import Settings
@@ -47,10 +49,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     def provide_services(state: State) -> Services:
         return state.services
 
-    route_handlers: list[Any] = [healthz]
+    route_handlers: list[Any] = [healthz, audit_log_endpoint]
     return Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        plugins=[StaffAuthPlugin(engine)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[security_headers_middleware(settings)],
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
