@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages the tests use: a QR decoder and SVG rasterizer (to prove printed codes scan),
 # and headless Chromium for the resident pages. Installed when missing and we may use apt.
-APT_PACKAGES := zbar-tools librsvg2-bin chromium chromium-driver
+APT_PACKAGES := zbar-tools librsvg2-bin chromium chromium-driver fonts-ipafont-gothic
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

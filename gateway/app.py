@@ -1,35 +1,34 @@
 """The Litestar application: assembled here, and only here.
 
-``create_app(settings)`` wires the database, the domain services and the controllers; tests build
-one app per test with their own database URL.
+``create_app(settings)`` builds the shared services (database engine, keys, invoice context),
+registers controllers, error handling and security headers; tests build one app per test with
+their own database URL.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, get
-from litestar.config.response_cache import ResponseCacheConfig
+from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
+from gateway.api.invoices import InvoiceController
 from gateway.auth import StaffAuthPlugin
 from gateway.auth.audit_api import audit_log_endpoint
 from gateway.problems import EXCEPTION_HANDLERS
+from gateway.schema_version import ensure_current
 from gateway.security import security_headers_middleware
+from gateway.services import Services, build_services
 from gateway.settings import Settings
-from ledger.db import create_engine
 
-
-@dataclass
-class Services:
-    """Everything a handler may need, built once per app."""
-
-    settings: Settings
-    engine: Engine
+HERE = Path(__file__).parent
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -37,27 +36,40 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None, check_schema: bool = True) -> Litestar:
-    from gateway.schema_version import ensure_current
+@get("/.well-known/nofu-qr-keys.json", sync_to_thread=False, tags=["public"], cache=300)
+def qr_public_keys(services: Services) -> dict[str, Any]:
+    """The public keys that sign QR payment codes (JWKS, RFC 8037), for offline verification."""
+    return services.keys.qr.jwks()
 
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, check_schema: bool = True
+) -> Litestar:
     settings = settings or Settings.from_env()
-    engine = engine or create_engine(settings.database_url)
+    services = build_services(settings, engine)
     if check_schema:
-        ensure_current(engine)
-    services = Services(settings=settings, engine=engine)
+        ensure_current(services.engine)
 
     def provide_services(state: State) -> Services:
         return state.services
 
-    route_handlers: list[Any] = [healthz, audit_log_endpoint]
+    route_handlers: list[Any] = [
+        healthz,
+        qr_public_keys,
+        audit_log_endpoint,
+        InvoiceController,
+        create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+    ]
     return Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
-        plugins=[StaffAuthPlugin(engine)],
+        plugins=[StaffAuthPlugin(services.engine)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[security_headers_middleware(settings)],
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
         state=State({"services": services}),
-        on_shutdown=[lambda: engine.dispose()],
+        signature_namespace={"Services": Services},
+        on_shutdown=[lambda: services.engine.dispose()],
         debug=False,
     )

@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.commands import db, keys, ledger as ledger_commands, tokens as token_commands
+from gateway.commands import db, keys, ledger as ledger_commands, serve, tokens as token_commands
 from gateway.schema_version import SchemaOutdated
 from gateway.settings import SettingsError
 from ledger import LedgerError
 
-COMMAND_MODULES = (db, ledger_commands, keys, token_commands)
+COMMAND_MODULES = (db, ledger_commands, keys, token_commands, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

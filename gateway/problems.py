@@ -8,6 +8,7 @@ trace goes to the log under the same id.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -33,29 +34,40 @@ class Problem(Exception):
         self.extra = extra
 
 
-# Codes whose meaning is "the state does not allow it" or "not there", by suffix; the rest of a
-# domain error is a request the server understood but cannot accept (422).
-_STATUS_BY_SUFFIX = {
-    "idempotency_conflict": 409,
-    "already_reversed": 409,
-    "conflict": 409,
-    "account_conflict": 409,
-    "stale": 412,
-    "precondition_failed": 412,
-    "not_found": 404,
-    "entry_not_found": 404,
-    "rate_limited": 429,
-    "forbidden": 403,
-    "unauthorized": 401,
-}
+def _status_table() -> list[tuple[type[Exception], int]]:
+    """Domain error classes → HTTP status, most specific first. Anything else with a ``code`` is
+    a request the server understood but refuses: 400."""
+    import ledger.errors as le
+    from invoices import errors as ie
+    from invoices.tokens import TokenError
+
+    return [
+        (le.EntryNotFound, 404),
+        (le.IdempotencyConflict, 409),
+        (le.AlreadyReversed, 409),
+        (le.AccountConflict, 409),
+        (le.ClosedPeriod, 409),
+        (ie.InvoiceNotFound, 404),
+        (ie.InvoiceConflict, 409),
+        (ie.ImportTooLarge, 413),
+        (TokenError, 400),
+    ]
 
 
-def status_for(code: str) -> int:
-    suffix = code.rsplit(".", 1)[-1]
-    for key, status in _STATUS_BY_SUFFIX.items():
-        if suffix == key or suffix.endswith("_" + key):
+_STATUS_TABLE: list[tuple[type[Exception], int]] | None = None
+
+
+def status_for(exc: Exception) -> int:
+    global _STATUS_TABLE
+    if _STATUS_TABLE is None:
+        _STATUS_TABLE = _status_table()
+    explicit = getattr(exc, "http_status", None)
+    if isinstance(explicit, int):
+        return explicit
+    for cls, status in _STATUS_TABLE:
+        if isinstance(exc, cls):
             return status
-    return 422
+    return 400
 
 
 def problem_response(
@@ -82,7 +94,10 @@ def _domain_error(request: Request, exc: Exception) -> Response:
     message = getattr(exc, "message", None) or str(exc)
     detail = getattr(exc, "detail", None)
     extra = {k: v for k, v in detail.items()} if isinstance(detail, dict) else {}
-    return problem_response(status_for(code), code, message, instance=request.url.path, **extra)
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, tuple | list) and errors and dataclasses.is_dataclass(errors[0]):
+        extra["errors"] = [dataclasses.asdict(e) for e in errors]
+    return problem_response(status_for(exc), code, message, instance=request.url.path, **extra)
 
 
 def _problem(request: Request, exc: Problem) -> Response:

@@ -1,0 +1,41 @@
+"""What handlers and commands share, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from gateway.keys import Keys, load_keys
+from gateway.settings import Settings
+from invoices.catalog import Catalog
+from invoices.late_fee import RateTable
+from invoices.model import InvoiceContext
+from invoices.qr import QrRenderer, payment_url
+from ledger.db import create_engine
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    keys: Keys
+    invoices: InvoiceContext
+    qr: QrRenderer
+
+    def payment_url(self, token: str) -> str:
+        return payment_url(self.settings.public_base_url, token)
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    keys = load_keys(settings)
+    context = InvoiceContext(
+        catalog=Catalog.load_default(), pii=keys.pii, rates=RateTable.load_default(), keyring=keys.qr
+    )
+    return Services(
+        settings=settings,
+        engine=engine or create_engine(settings.database_url),
+        keys=keys,
+        invoices=context,
+        qr=QrRenderer(),
+    )
