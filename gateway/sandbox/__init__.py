@@ -19,7 +19,7 @@ from gateway.sandbox.config import STRIPE_API_VERSION, SandboxConfig
 from gateway.sandbox.control_client import SandboxControl, SandboxControlError
 from gateway.sandbox.delivery import DeliveryAttempt, DeliveryFaults, DeliveryRule
 from gateway.sandbox.engine import Sandbox
-from gateway.sandbox.server import SandboxServer
+from gateway.sandbox.server import SandboxServer, serve
 from gateway.sandbox.signing import signature_header
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "SandboxControlError",
     "SandboxServer",
     "create_sandbox_app",
+    "serve",
     "signature_header",
 ]

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.sandbox.api_faults import ApiFault
 from gateway.sandbox.balance import current_balance
 from gateway.sandbox.context import RequestContext
 from gateway.sandbox.engine import Sandbox
@@ -89,7 +90,11 @@ class StripeApi:
                 check_key(key)
             ctx = RequestContext(request_id, key, request.base_url, api_key)
             with self.sb.lock:
-                return self._run(request, handler, path_params, params, ctx, key, api_key)
+                fault = self.sb.api_faults.take(request.method, request.path)
+                if fault is not None and fault.when == "before":
+                    return _injected(fault)
+                response = self._run(request, handler, path_params, params, ctx, key, api_key)
+                return response if fault is None else _injected(fault)
         except StripeApiError as error:
             return Response(error.status, json_bytes(error.body()))
         except Exception:  # a sandbox bug must still answer like Stripe's 500
@@ -221,7 +226,7 @@ class StripeApi:
         for name in ("charge", "payment_intent"):
             value = get_str(params, name)
             if value:
-                filters[name] = lambda r, n=name, v=value: getattr(r, n) == v
+                filters[name] = _attribute_equals(name, value)
         return self._list(RefundRecord, "/v1/refunds", params, filters, ("charge", "payment_intent"))
 
     def create_refund(self, params: Params, path: dict[str, str], ctx: RequestContext) -> Obj:
@@ -243,7 +248,7 @@ class StripeApi:
         for name in ("type", "source", "currency"):
             value = get_str(params, name)
             if value:
-                filters[name] = lambda r, n=name, v=value: getattr(r, n) == v
+                filters[name] = _attribute_equals(name, value)
         return self._list(
             BalanceTransactionRecord, "/v1/balance_transactions", params, filters,
             ("payout", "type", "source", "currency"),
@@ -292,6 +297,15 @@ def get_payout_or_400(sb: Sandbox, payout_id: str) -> PayoutRecord:
     if record is None:
         raise resource_missing("payout", payout_id, param="payout")
     return record
+
+
+def _attribute_equals(name: str, value: str) -> Callable[[Any], bool]:
+    return lambda record: bool(getattr(record, name) == value)
+
+
+def _injected(fault: ApiFault) -> Response:
+    body = {"error": {"type": "api_error", "message": f"Injected sandbox failure ({fault.when} execution)."}}
+    return Response(fault.status, json_bytes(body))
 
 
 def _masked(key: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # The API version stripe-python 16.1 pins; events are rendered "at" this version.
 STRIPE_API_VERSION = "2026-10-28.endive"
@@ -64,6 +65,30 @@ class SandboxConfig:
             raise ValueError("fee_rate must be a fraction in [0, 1)")
         if self.minimum_amount < 1:
             raise ValueError("minimum_amount must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SandboxConfig:
+        """Settings from NOFU_SANDBOX_* variables (for `nofu sandbox`); unset ones keep defaults.
+
+        NOFU_SANDBOX_API_KEY, NOFU_SANDBOX_WEBHOOK_URL, NOFU_SANDBOX_WEBHOOK_SECRET,
+        NOFU_SANDBOX_FEE_RATE (e.g. "0.036"), NOFU_SANDBOX_PUBLIC_URL.
+        """
+        values: dict[str, object] = {}
+        names = {
+            "api_key": "NOFU_SANDBOX_API_KEY",
+            "webhook_url": "NOFU_SANDBOX_WEBHOOK_URL",
+            "webhook_secret": "NOFU_SANDBOX_WEBHOOK_SECRET",
+            "public_base_url": "NOFU_SANDBOX_PUBLIC_URL",
+        }
+        for field_name, variable in names.items():
+            if environ.get(variable):
+                values[field_name] = environ[variable]
+        if environ.get("NOFU_SANDBOX_FEE_RATE"):
+            try:
+                values["fee_rate"] = Decimal(environ["NOFU_SANDBOX_FEE_RATE"])
+            except InvalidOperation:
+                raise ValueError("NOFU_SANDBOX_FEE_RATE must be a decimal fraction such as 0.036") from None
+        return cls(**values)  # type: ignore[arg-type]
 
     def accepts_key(self, key: str) -> bool:
         """True if `key` is one of this account's secret keys."""

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from gateway.sandbox.api_faults import ApiFault, ApiFaultError
 from gateway.sandbox.delivery import DeliveryError, DeliveryFaults, DeliveryRule
 from gateway.sandbox.engine import Sandbox
 from gateway.sandbox.errors import StripeApiError, invalid_request
@@ -39,6 +40,7 @@ class ControlApi:
         add("POST", "/sandbox/deliveries/faults", self.set_faults)
         add("POST", "/sandbox/deliveries/flush", self.flush)
         add("POST", "/sandbox/deliveries/wait", self.wait)
+        add("POST", "/sandbox/api_faults", self.arm_api_fault)
         add("POST", "/sandbox/reset", self.reset)
         for method in REDIRECT_TYPES:
             add("GET", f"/sandbox/{method}/{{pi_id}}", self.redirect_page)
@@ -55,7 +57,7 @@ class ControlApi:
             result = await handler(request, body, **path)
         except StripeApiError as error:
             return _error(error)
-        except DeliveryError as error:
+        except (DeliveryError, ApiFaultError) as error:
             return _error(invalid_request(str(error), code=error.code))
         except (TypeError, ValueError) as error:
             return _error(invalid_request(str(error), code="control_invalid"))
@@ -154,6 +156,21 @@ class ControlApi:
         idle = await asyncio.to_thread(self.sb.dispatcher.wait_idle, timeout)
         return {"idle": idle}
 
+    # ---- API faults ----------------------------------------------------------------
+
+    async def arm_api_fault(self, request: Request, body: Obj) -> Obj:
+        """{"count": n, "when": "before"|"after", "status": 5xx, "match": "POST /v1/payment_intents"}."""
+        _only(body, "count", "when", "status", "match")
+        fault = ApiFault(
+            count=_int(body, "count"),
+            when=str(body.get("when", "after")),
+            status=int(body.get("status", 500)),
+            match=str(body.get("match", "")),
+        )
+        with self.sb.lock:
+            self.sb.api_faults.arm(fault)
+        return {"armed": asdict(fault)}
+
     async def reset(self, request: Request, body: Obj) -> Obj:
         self.sb.reset()
         return {"reset": True}
@@ -192,7 +209,7 @@ def _only(body: Obj, *allowed: str) -> None:
 def _int(body: Obj, name: str) -> int:
     value = body.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid_request(f"{name} must be an integer (unix seconds)", param=name, code="control_invalid")
+        raise invalid_request(f"{name} must be an integer", param=name, code="control_invalid")
     return value
 
 

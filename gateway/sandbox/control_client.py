@@ -115,5 +115,11 @@ class SandboxControl:
         """Block until nothing is scheduled or in flight; False on timeout."""
         return bool(self._call("POST", "/sandbox/deliveries/wait", {"timeout": timeout})["idle"])
 
+    # API faults
+    def fail_api_requests(self, count: int = 1, *, when: str = "after", status: int = 500, match: str = "") -> Obj:
+        """Make the next `count` API requests matching "METHOD /path" prefix `match` answer
+        `status`; "after" runs them first (a lost response), "before" does not (an outage)."""
+        return self._call("POST", "/sandbox/api_faults", {"count": count, "when": when, "status": status, "match": match})
+
     def reset(self) -> None:
         self._call("POST", "/sandbox/reset")

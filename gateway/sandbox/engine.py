@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 
+from gateway.sandbox.api_faults import ApiFaults
 from gateway.sandbox.clock import SandboxClock
 from gateway.sandbox.config import SandboxConfig
 from gateway.sandbox.delivery import WebhookDispatcher
@@ -28,6 +29,7 @@ class Sandbox:
         self.clock = SandboxClock()
         self.store = Store()
         self.idempotency = IdempotencyStore(config.idempotency_ttl)
+        self.api_faults = ApiFaults()
         self.dispatcher = WebhookDispatcher(
             url=config.webhook_url,
             secret=config.webhook_secret,
@@ -47,6 +49,7 @@ class Sandbox:
         with self.lock:
             self.store = Store()
             self.idempotency.clear()
+            self.api_faults.clear()
             self.dispatcher.reset(
                 url=self.config.webhook_url,
                 secret=self.config.webhook_secret,

@@ -37,7 +37,8 @@ def decode_form(raw: bytes | str) -> Params:
     root: dict[str, Any] = {}
     for key, value in parse_qsl(text, keep_blank_values=True):
         _insert(root, parse_key(key), value, key)
-    return _listify(root)
+    # the top level is always a hash of parameter names, even if a name looks like an index
+    return {name.lstrip("\x00"): _listify(item) for name, item in root.items()}
 
 
 def _insert(node: dict[str, Any], path: list[str], value: str, full_key: str) -> None:

@@ -99,7 +99,7 @@ def get_list(params: Params, name: str) -> list[Any] | None:
         raise invalid_request(f"Invalid array: {name}", param=name, code="parameter_invalid")
     if isinstance(value, str):
         return [value] if value else []
-    return value
+    return list(value)
 
 
 def get_expand(params: Params) -> list[str]:

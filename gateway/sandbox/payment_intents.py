@@ -285,7 +285,7 @@ def _check_confirmation(
             "the PaymentIntent with a payment method and then confirm it again."
         )
     _check_allowed(types, pm)
-    redirects_possible = bool(automatic) and automatic.get("allow_redirects") == "always"
+    redirects_possible = automatic is not None and automatic.get("allow_redirects") == "always"
     if return_url is None and pm.type in REDIRECT_TYPES:
         raise invalid_request(
             f"You must provide a `return_url` when confirming a PaymentIntent with the "

@@ -105,6 +105,10 @@ class SandboxServer:
         self._server = self._thread = self._socket = None
         self.port = 0
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -112,3 +116,14 @@ class SandboxServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def serve(config: SandboxConfig, *, host: str = "127.0.0.1", port: int = 12111, log_level: str = "info") -> None:
+    """Run a sandbox in the foreground until Ctrl-C (what `nofu sandbox` needs)."""
+    with SandboxServer(config, host=host, port=port, log_level=log_level) as server:
+        print(f"nofu Stripe sandbox on {server.url} (api key {config.api_key})", flush=True)
+        try:
+            while server.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
