@@ -7,6 +7,7 @@ the sandbox lock held, so it is atomic with respect to every other request.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -106,7 +107,10 @@ class StripeApi:
         header = request.header("authorization") or ""
         scheme, _, credential = header.partition(" ")
         if scheme.lower() == "basic":
-            credential = base64.b64decode(credential.encode()).decode(errors="replace").partition(":")[0]
+            try:
+                credential = base64.b64decode(credential.encode(), validate=True).decode().partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError):
+                credential = ""
         elif scheme.lower() != "bearer":
             credential = ""
         credential = credential.strip()

@@ -2,6 +2,24 @@
 
 JSON in, JSON out; errors use Stripe's envelope with a stable `code`. Unauthenticated: the
 sandbox is a local test double bound to 127.0.0.1 by SandboxServer.
+
+    GET  /sandbox/clock                  → {"now", "frozen"}
+    POST /sandbox/clock                  {"now": unix, "frozen": true} | {"advance": s} | {"reset": true}
+    POST /sandbox/payouts/run            {"through": "pending"|"in_transit"|"paid"} → {"payouts": [...]}
+    POST /sandbox/payouts/{id}/status    {"status": "in_transit"|"paid"|"failed", "failure_code"?}
+    GET  /sandbox/webhook_endpoint       → {"url", "enabled_events"}
+    POST /sandbox/webhook_endpoint       {"url": str|null, "secret"?: "whsec_…"}
+    GET  /sandbox/deliveries             → {"mode", "queued": [evt ids], "busy", "attempts": [...]}
+    POST /sandbox/deliveries/mode        {"mode": "automatic"|"manual"}
+    POST /sandbox/deliveries/faults      {"drop","duplicate","delay","reorder": p, "delay_seconds",
+                                          "seed", "rules": [{"action", "event_type"?, "event_id"?,
+                                          "times"?, "delay_seconds"?}], "retry_delays"?: [s, ...]}
+    POST /sandbox/deliveries/flush       {"events"?: [ids], "order"?: fifo|reverse|shuffle,
+                                          "drop"?: [ids], "duplicate"?: [ids], "seed"?}
+    POST /sandbox/deliveries/wait        {"timeout": s} → {"idle": bool}
+    POST /sandbox/api_faults             {"count", "when": "before"|"after", "status": 5xx, "match"?}
+    POST /sandbox/reset                  back to the initial state
+    GET  /sandbox/paypay/{pi}            the approval page; POST …/approve or …/reject → 303
 """
 
 from __future__ import annotations

@@ -33,7 +33,10 @@ def decode_form(raw: bytes | str) -> Params:
     Invariant: every (key, value) pair of the input is represented exactly once; a key used
     both as a scalar and as a hash (`a=1&a[b]=2`) is refused with `parameter_invalid`.
     """
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise invalid_request("The request body is not valid UTF-8.", code="parameter_invalid") from None
     root: dict[str, Any] = {}
     for key, value in parse_qsl(text, keep_blank_values=True):
         _insert(root, parse_key(key), value, key)

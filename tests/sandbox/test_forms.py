@@ -61,3 +61,9 @@ params = st.recursive(
 @given(st.dictionaries(key, params, max_size=5))
 def test_decoding_inverts_the_sdk_encoder(original: dict[str, Any]) -> None:
     assert decode_form(_sdk_body(original)) == original
+
+
+def test_invalid_utf8_is_a_400_not_a_crash() -> None:
+    with pytest.raises(StripeApiError) as raised:
+        decode_form(b"description=\xff\xfe")
+    assert (raised.value.status, raised.value.code) == (400, "parameter_invalid")

@@ -90,3 +90,16 @@ def test_get_requests_ignore_the_key(server: SandboxServer) -> None:
 def test_config_refuses_live_keys() -> None:
     with pytest.raises(ValueError, match="sk_test_"):
         SandboxConfig(api_key="sk_live_nope")
+
+
+def test_config_from_environment() -> None:
+    config = SandboxConfig.from_env(
+        {"NOFU_SANDBOX_API_KEY": "sk_test_env", "NOFU_SANDBOX_FEE_RATE": "0.0325",
+         "NOFU_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:8000/webhooks/stripe", "UNRELATED": "x"}
+    )
+    assert (config.api_key, str(config.fee_rate), config.webhook_url) == (
+        "sk_test_env", "0.0325", "http://127.0.0.1:8000/webhooks/stripe",
+    )
+    assert SandboxConfig.from_env({}) == SandboxConfig()
+    with pytest.raises(ValueError, match="NOFU_SANDBOX_FEE_RATE"):
+        SandboxConfig.from_env({"NOFU_SANDBOX_FEE_RATE": "3.6%"})

@@ -202,6 +202,8 @@ def test_authentication(server: SandboxServer) -> None:
 
     basic = httpx.get(f"{server.url}/v1/payment_intents", auth=(API_KEY, ""))
     assert basic.status_code == 200
+    garbled = httpx.get(f"{server.url}/v1/payment_intents", headers={"Authorization": "Basic %%%"})
+    assert garbled.status_code == 401
 
 
 def test_every_response_has_a_request_id(server: SandboxServer) -> None:

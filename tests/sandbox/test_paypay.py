@@ -109,3 +109,11 @@ def test_raw_card_data_is_refused(client: stripe.StripeClient) -> None:
                     "payment_method_data": {"type": "card"}}
         )
     assert (raised.value.code, raised.value.param) == ("parameter_invalid", "payment_method_data[type]")
+
+
+def test_public_base_url_is_used_for_the_page_link() -> None:
+    from tests.sandbox.support import make_config
+
+    with SandboxServer(make_config(public_base_url="https://sandbox.nofu.example")) as running:
+        pi = _start(running.stripe_client(), payment_method="pm_paypay")
+        assert pi.next_action.redirect_to_url.url == f"https://sandbox.nofu.example/sandbox/paypay/{pi.id}"

@@ -11,6 +11,7 @@ import stripe
 from gateway.sandbox import SandboxControlError, SandboxServer
 from tests.sandbox.support import (  # noqa: F401
     CARD_ONLY,
+    FAST_RETRIES,
     SECRET,
     WebhookReceiver,
     client,
@@ -57,6 +58,9 @@ def test_failed_deliveries_are_retried_with_backoff(hooked: SandboxServer, recei
     [delivery] = receiver.wait_for(1)
     assert hooked.control.wait_for_deliveries()
     assert _attempts(hooked, delivery.event_id) == [(1, "failed"), (2, "failed"), (3, "delivered")]
+    times = [a["at"] for a in hooked.control.deliveries()["attempts"]]
+    assert times[1] - times[0] >= FAST_RETRIES[0] and times[2] - times[1] >= FAST_RETRIES[1]
+    assert [a["status_code"] for a in hooked.control.deliveries()["attempts"]] == [500, 503, 200]
     assert delivery.event_type == "payment_intent.created"
     assert stripe.Webhook.construct_event(delivery.body, delivery.signature, SECRET).data.object.id == pi.id
 
