@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.chain import entry_hash
+from ledger.chain import content_digest, entry_hash
 from ledger.schema import GENESIS_HASH, accounts, chain_head, entries, lines, period_closes
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # chain_gap, hash_mismatch, prev_hash_mismatch, unbalanced, line_*, account_*, head_*, anchor_*
+    kind: str  # chain_gap, hash_mismatch, prev_hash_mismatch, digest_mismatch, unbalanced, line_*, account_*, head_*, anchor_*
     entry_id: int | None
     detail: str
 
@@ -55,6 +55,7 @@ def verify(conn: Connection, *, max_problems: int = 20) -> VerifyReport:
             entries.c.description,
             entries.c.source_ref,
             entries.c.idempotency_key,
+            entries.c.content_digest,
             entries.c.reverses_entry_id,
             entries.c.prev_hash,
             entries.c.hash,
@@ -99,6 +100,16 @@ def verify(conn: Connection, *, max_problems: int = 20) -> VerifyReport:
         )
         if computed != entry.hash:
             problem("hash_mismatch", entry.id, "content or lines differ from what was recorded")
+        # The digest is outside the hash but decides what a replay of the key returns.
+        digest = content_digest(
+            entry.effective_date,
+            entry.description,
+            entry.source_ref,
+            entry.reverses_entry_id,
+            [(code, "debit" if side == "D" else "credit", amount) for _, code, side, amount in legs],
+        )
+        if digest != entry.content_digest:
+            problem("digest_mismatch", entry.id, "the idempotency digest does not match the entry")
         net = sum(r.amount if r.side == "D" else -r.amount for r in current_lines)
         if len(current_lines) < 2 or net != 0:
             problem("unbalanced", entry.id, f"{len(current_lines)} lines, debits − credits = {net}")
