@@ -164,9 +164,12 @@ def verify(conn: Connection, *, max_problems: int = 20) -> VerifyReport:
             )
 
     for close in conn.execute(sa.select(period_closes)):
-        if close.head_seq == 0:
-            continue
-        recorded = conn.scalar(sa.select(entries.c.hash).where(entries.c.id == close.head_seq))
+        # A close before the first entry is anchored at the genesis hash, and is checked too.
+        recorded = (
+            GENESIS_HASH
+            if close.head_seq == 0
+            else conn.scalar(sa.select(entries.c.hash).where(entries.c.id == close.head_seq))
+        )
         if recorded != close.head_hash:
             problem(
                 "anchor_mismatch",
