@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Litestar, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -37,7 +37,7 @@ def healthz() -> dict[str, str]:
 
 
 @get("/.well-known/nofu-qr-keys.json", sync_to_thread=False, tags=["public"], cache=300)
-def qr_public_keys(services: Services) -> dict[str, Any]:
+def qr_public_keys(services: NamedDependency[Services]) -> dict[str, Any]:
     """The public keys that sign QR payment codes (JWKS, RFC 8037), for offline verification."""
     return services.keys.qr.jwks()
 

@@ -70,6 +70,9 @@ def status_for(exc: Exception) -> int:
     return 400
 
 
+_RESERVED = frozenset({"type", "title", "status", "code", "detail", "instance"})
+
+
 def problem_response(
     status: int,
     code: str,
@@ -78,14 +81,18 @@ def problem_response(
     *,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
     if instance:
         body["instance"] = instance
-    body.update({k: v for k, v in extra.items() if v is not None})
+    for key, value in {**(extra or {}), **fields}.items():
+        if value is not None:
+            # A domain error's detail may use a name the problem object reserves (e.g. status).
+            body[f"{key}_value" if key in _RESERVED else key] = value
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -97,7 +104,7 @@ def _domain_error(request: Request, exc: Exception) -> Response:
     errors = getattr(exc, "errors", None)
     if isinstance(errors, tuple | list) and errors and dataclasses.is_dataclass(errors[0]):
         extra["errors"] = [dataclasses.asdict(e) for e in errors]
-    return problem_response(status_for(exc), code, message, instance=request.url.path, **extra)
+    return problem_response(status_for(exc), code, message, instance=request.url.path, extra=extra)
 
 
 def _problem(request: Request, exc: Problem) -> Response:

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import anyio
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import Template
 
 from gateway.audit import record as audit
@@ -57,7 +58,7 @@ def issue_request(body: Any) -> service.IssueRequest:
     return service.IssueRequest(**fields)
 
 
-def invoice_json(services: Services, invoice: Invoice, *, include_payer: bool = False) -> dict[str, Any]:
+def invoice_json(services: NamedDependency[Services], invoice: Invoice, *, include_payer: bool = False) -> dict[str, Any]:
     ctx = services.invoices
     entry = ctx.catalog.get(invoice.tax_code)
     code = invoice_payment_code(services.keys.qr, invoice)
@@ -116,10 +117,10 @@ class InvoiceController(Controller):
     @post("/", guards=[require("invoices:write")], sync_to_thread=True, status_code=201)
     def issue(
         self,
-        services: Services,
-        staff: StaffIdentity,
-        data: dict[str, Any],
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+        services: NamedDependency[Services],
+        staff: NamedDependency[StaffIdentity],
+        data: JSONBody[dict[str, Any]],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[dict[str, Any]]:
         """Issue one invoice (調定). Same `Idempotency-Key` + same body → the same invoice (200);
         same key + another body → 409."""
@@ -138,7 +139,7 @@ class InvoiceController(Controller):
         return Response(invoice_json(services, issued.invoice), status_code=201 if issued.created else 200)
 
     @post("/import", guards=[require("invoices:write")], status_code=200, request_max_body_size=None)
-    async def import_csv(self, request: Request, services: Services, staff: StaffIdentity) -> dict[str, Any]:
+    async def import_csv(self, request: Request[Any, Any, Any], services: NamedDependency[Services], staff: NamedDependency[StaffIdentity]) -> dict[str, Any]:
         """Issue every row of a CSV body (UTF-8 with or without BOM, or Shift_JIS), all or nothing."""
         limit = service.MAX_BYTES
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
@@ -177,7 +178,7 @@ class InvoiceController(Controller):
     @get("/", guards=[require("invoices:read")], sync_to_thread=True)
     def list_(
         self,
-        services: Services,
+        services: NamedDependency[Services],
         status: FromQuery[str | None] = None,
         tax_code: FromQuery[str | None] = None,
         fiscal_year: FromQuery[int | None] = None,
@@ -196,7 +197,7 @@ class InvoiceController(Controller):
 
     @get("/{number:str}", guards=[require("invoices:read")], sync_to_thread=True)
     def get_one(
-        self, services: Services, number: FromPath[str], include: FromQuery[str | None] = None
+        self, services: NamedDependency[Services], number: FromPath[str], include: FromQuery[str | None] = None
     ) -> dict[str, Any]:
         """One invoice; `?include=payer` adds the decrypted payer data, `?include=history` its changes."""
         parts = set((include or "").split(","))
@@ -209,7 +210,7 @@ class InvoiceController(Controller):
 
     @post("/{number:str}/amend", guards=[require("invoices:write")], sync_to_thread=True, status_code=200)
     def amend(
-        self, services: Services, staff: StaffIdentity, number: FromPath[str], data: dict[str, Any]
+        self, services: NamedDependency[Services], staff: NamedDependency[StaffIdentity], number: FromPath[str], data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
         """更正: `{"new_amount": int, "reason": str, "expected_version"?: int}`."""
         if "new_amount" not in data:
@@ -229,7 +230,7 @@ class InvoiceController(Controller):
 
     @post("/{number:str}/cancel", guards=[require("invoices:write")], sync_to_thread=True, status_code=200)
     def cancel(
-        self, services: Services, staff: StaffIdentity, number: FromPath[str], data: dict[str, Any]
+        self, services: NamedDependency[Services], staff: NamedDependency[StaffIdentity], number: FromPath[str], data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
         """取消: `{"reason": str, "expected_version"?: int}`; only with nothing paid."""
 
@@ -245,11 +246,11 @@ class InvoiceController(Controller):
         return invoice_json(services, run_transaction(services.engine, work))
 
     @get("/{number:str}/qr.svg", guards=[require("invoices:read")], sync_to_thread=True, media_type="image/svg+xml")
-    def qr_svg(self, services: Services, number: FromPath[str]) -> Response[bytes]:
+    def qr_svg(self, services: NamedDependency[Services], number: FromPath[str]) -> Response[bytes]:
         return self._qr(services, number, "svg")
 
     @get("/{number:str}/qr.png", guards=[require("invoices:read")], sync_to_thread=True, media_type="image/png")
-    def qr_png(self, services: Services, number: FromPath[str]) -> Response[bytes]:
+    def qr_png(self, services: NamedDependency[Services], number: FromPath[str]) -> Response[bytes]:
         return self._qr(services, number, "png")
 
     def _qr(self, services: Services, number: str, kind: str) -> Response[bytes]:
@@ -264,7 +265,7 @@ class InvoiceController(Controller):
         )
 
     @get("/{number:str}/notice", guards=[require("invoices:read")], sync_to_thread=True)
-    def notice(self, services: Services, number: FromPath[str]) -> Template:
+    def notice(self, services: NamedDependency[Services], number: FromPath[str]) -> Template:
         """The printable notice (納付書): A4, QR and manual-entry code beside it."""
         from gateway.pages.notice import notice_page
 
