@@ -104,14 +104,14 @@ def test_drop_rule_loses_the_delivery_but_not_the_event(hooked: SandboxServer, r
 
 
 def test_delay_rule_lets_later_events_overtake(hooked: SandboxServer, receiver: WebhookReceiver, client: stripe.StripeClient) -> None:
-    hooked.control.set_delivery_faults(rules=[{"action": "delay", "event_type": "payment_intent.created", "delay_seconds": 0.4}])
+    hooked.control.set_delivery_faults(rules=[{"action": "delay", "event_type": "payment_intent.created", "delay_seconds": 1.0}])
     started = time.monotonic()
     first = _create(client, 1001)
     second = _create(client, 1002)  # its created event is not delayed: the rule fires once
     deliveries = receiver.wait_for(2)
     objects = [stripe.Webhook.construct_event(d.body, d.signature, SECRET).data.object.id for d in deliveries]
     assert objects == [second.id, first.id]
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 1.0
 
 
 def test_reorder_rule_holds_an_event_until_the_next_one_went_out(
