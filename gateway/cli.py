@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.commands import db, keys, ledger as ledger_commands, serve, tokens as token_commands
+from gateway.commands import db, keys, ledger as ledger_commands, sandbox, serve, tokens as token_commands
 from gateway.schema_version import SchemaOutdated
 from gateway.settings import SettingsError
 from ledger import LedgerError
 
-COMMAND_MODULES = (db, ledger_commands, keys, token_commands, serve)
+COMMAND_MODULES = (db, ledger_commands, keys, token_commands, serve, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
