@@ -1,0 +1,50 @@
+"""From the token in ``/p/{token}`` to the invoice it names, or a refusal.
+
+The token is the only key to an invoice on the resident routes: nothing here looks an invoice up
+by a number a person could guess. Refusal codes (stable; every one is answered 404 with no
+invoice data):
+
+    token.malformed / token.unsupported_version / token.unknown_key / token.bad_signature
+                                from ``KeyRing.verify``: truncated, altered, forged, removed key
+    token.unknown_invoice       a genuine signature naming no invoice here
+    token.revoked               genuine, but staff issued a newer code (generation bumped)
+"""
+
+from __future__ import annotations
+
+
+from sqlalchemy.engine import Connection
+
+from invoices.errors import InvoiceNotFound
+from invoices.model import Invoice
+from invoices.queries import get_invoice_by_public_id
+from invoices.tokens import KeyRing, TokenError
+
+
+class TokenRefused(Exception):
+    """``code`` names the reason (for logs and tests); ``message_key`` the resident's text."""
+
+    def __init__(self, code: str, message_key: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message_key = message_key
+
+
+def invoice_for_token(conn: Connection, keyring: KeyRing, token: str) -> Invoice:
+    """The invoice a genuine, current token names.
+
+    Invariant: returns only for a token signed by a listed key whose generation is the
+    invoice's current one.
+    """
+    try:
+        claims = keyring.verify(token)
+    except TokenError as refused:
+        raise TokenRefused(refused.code, "refused.invalid") from None
+    try:
+        invoice = get_invoice_by_public_id(conn, claims.ref.hex())
+    except InvoiceNotFound:
+        raise TokenRefused("token.unknown_invoice", "refused.invalid") from None
+    if claims.generation != invoice.token_generation:
+        # A genuine token: saying "revoked" tells its holder nothing they could not know.
+        raise TokenRefused("token.revoked", "refused.revoked")
+    return invoice
