@@ -20,11 +20,13 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
 from gateway.api.invoices import InvoiceController
+from gateway.api.payments import PaymentController
 from gateway.auth import StaffAuthPlugin
 from gateway.auth.audit_api import audit_log_endpoint
 from gateway.pages.limits import csrf_config
 from gateway.pages.resident import ResidentController
 from gateway.problems import EXCEPTION_HANDLERS
+from gateway.payments.sweeper import PaymentSweeper
 from gateway.schema_version import ensure_current
 from gateway.security import security_headers_middleware
 from gateway.services import Services, build_services
@@ -52,6 +54,9 @@ def create_app(
     if check_schema:
         ensure_current(services.engine)
 
+    # Expires abandoned payment attempts and retries pending refunds (gateway/payments/sweeper.py).
+    sweeper = PaymentSweeper(services.payments, settings.sweep_seconds)
+
     def provide_services(state: State) -> Services:
         return state.services
 
@@ -60,6 +65,7 @@ def create_app(
         qr_public_keys,
         audit_log_endpoint,
         InvoiceController,
+        PaymentController,
         ResidentController,
         create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
     ]
@@ -74,6 +80,7 @@ def create_app(
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
         state=State({"services": services}),
         signature_namespace={"Services": Services},
-        on_shutdown=[lambda: services.engine.dispose()],
+        on_startup=[sweeper.start],
+        on_shutdown=[sweeper.stop, lambda: services.engine.dispose()],
         debug=False,
     )

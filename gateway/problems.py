@@ -40,8 +40,16 @@ def _status_table() -> list[tuple[type[Exception], int]]:
     import ledger.errors as le
     from invoices import errors as ie
     from invoices.tokens import TokenError
+    from gateway.payments import errors as pe
 
     return [
+        (pe.PaymentNotFound, 404),
+        (pe.ReceiptNotFound, 404),
+        (pe.UnknownProviderPayment, 404),
+        (pe.PaymentConflict, 409),
+        (pe.RefundableMismatch, 412),
+        (pe.ProviderMismatch, 502),
+        (pe.ProviderNotConfigured, 503),
         (le.EntryNotFound, 404),
         (le.IdempotencyConflict, 409),
         (le.AlreadyReversed, 409),

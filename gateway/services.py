@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from gateway.keys import Keys, load_keys
+from gateway.payments.service import PaymentService
+from gateway.payments.setup import build_payments
 from gateway.settings import Settings
 from invoices.catalog import Catalog
 from invoices.late_fee import RateTable
@@ -22,6 +24,7 @@ class Services:
     keys: Keys
     invoices: InvoiceContext
     qr: QrRenderer
+    payments: PaymentService
 
     def payment_url(self, token: str) -> str:
         return payment_url(self.settings.public_base_url, token)
@@ -32,10 +35,12 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     context = InvoiceContext(
         catalog=Catalog.load_default(), pii=keys.pii, rates=RateTable.load_default(), keyring=keys.qr
     )
+    engine = engine or create_engine(settings.database_url)
     return Services(
         settings=settings,
-        engine=engine or create_engine(settings.database_url),
+        engine=engine,
         keys=keys,
         invoices=context,
         qr=QrRenderer(),
+        payments=build_payments(settings, engine, context),
     )

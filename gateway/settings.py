@@ -32,6 +32,20 @@ class Settings:
     pii_keys: str = ""
     # Where generated development keys are kept.
     dev_keys_file: str = "var/dev-keys.env"
+    # Stripe (gateway/providers): the secret key (sk_…/rk_…), the publishable key for Stripe.js,
+    # the webhook signing secrets ("whsec_…,whsec_…": several while rotating), and the API base
+    # address: empty = real Stripe, else the sandbox's URL (e.g. http://127.0.0.1:12111).
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    # HMAC keys for receipt verification codes, "kid:<b64 32 bytes>,…", first signs; empty =
+    # derived from the PII keys (gateway/payments/receipts.py).
+    receipt_keys: str = ""
+    # A payment attempt not completed within this many minutes expires and releases the invoice.
+    payment_attempt_minutes: str = "30"
+    # How often (seconds) the app sweeps expired attempts and pending refunds; 0 = never.
+    payment_sweep_seconds: str = "60"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,9 +83,48 @@ class Settings:
             raise SettingsError(
                 f"NOFU_ENVIRONMENT: {self.environment!r} must be development or production"
             )
+        self._validate_payments()
         if self.environment == "production":
             for name in ("qr_signing_keys", "pii_keys"):
                 if not getattr(self, name):
                     raise SettingsError(
                         f"NOFU_{name.upper()}: required in production (generate one with `nofu keys generate`)"
                     )
+
+    @property
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        """Every configured webhook signing secret (the first is the current one)."""
+        return tuple(part.strip() for part in self.stripe_webhook_secret.split(",") if part.strip())
+
+    @property
+    def attempt_minutes(self) -> int:
+        return int(self.payment_attempt_minutes)
+
+    @property
+    def sweep_seconds(self) -> int:
+        return int(self.payment_sweep_seconds)
+
+    def _validate_payments(self) -> None:
+        key = self.stripe_secret_key
+        if key and not key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            raise SettingsError("NOFU_STRIPE_SECRET_KEY: must be a Stripe secret key (sk_test_… or sk_live_…)")
+        if self.stripe_publishable_key and not self.stripe_publishable_key.startswith(("pk_test_", "pk_live_")):
+            raise SettingsError("NOFU_STRIPE_PUBLISHABLE_KEY: must be a Stripe publishable key (pk_…)")
+        for secret in self.stripe_webhook_secrets:
+            if not secret.startswith("whsec_"):
+                raise SettingsError("NOFU_STRIPE_WEBHOOK_SECRET: each secret starts with whsec_ (comma-separated)")
+        if self.stripe_api_base:
+            base = urlsplit(self.stripe_api_base)
+            if base.scheme not in ("http", "https") or not base.netloc:
+                raise SettingsError(
+                    f"NOFU_STRIPE_API_BASE: {self.stripe_api_base!r} must be the sandbox's URL "
+                    "(e.g. http://127.0.0.1:12111) or empty for real Stripe"
+                )
+            if self.environment == "production":
+                raise SettingsError("NOFU_STRIPE_API_BASE: the sandbox cannot be used in production")
+            if key.startswith(("sk_live_", "rk_live_")):
+                raise SettingsError("NOFU_STRIPE_API_BASE: a live key must never be sent to the sandbox")
+        for name, low, high in (("payment_attempt_minutes", 1, 24 * 60), ("payment_sweep_seconds", 0, 3600)):
+            value = getattr(self, name)
+            if not value.isdigit() or not low <= int(value) <= high:
+                raise SettingsError(f"NOFU_{name.upper()}: must be a whole number from {low} to {high}")

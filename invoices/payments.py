@@ -1,22 +1,40 @@
-"""The hook the payment work (収納・消込) calls when principal is received for an invoice.
+"""The hooks the payment work (収納・消込・還付) calls when money for an invoice arrives or leaves.
 
-Until that work lands, tests use it to put invoices into the paid and overpaid states. It books
-only the principal: Dr clearing (1200 by default) for the money, Cr 1100:CODE for what settles the
-receivable, Cr 2100 (過誤納金) for anything beyond it. A late fee (延滞金) collected with the
-payment is the caller's to post (Cr 4300).
+``record_payment`` books principal received (and the 延滞金 collected with it) in one entry:
+Dr clearing (1200 by default) for the money, Cr 1100:CODE for what settles the receivable,
+Cr 2100 (過誤納金) for principal beyond it, Cr 4300 for the late fee.
+
+``record_refund`` is its mirror for money paid back (還付) against an invoice: Cr clearing, and on
+the debit side exactly what the invoice's books need when ``amount_paid`` goes down again —
+Dr 2100 for the part that was 過誤納金 on this invoice, Dr 1100:CODE for the part that re-opens
+the receivable, Dr 4300 for a refunded late fee. The invoice re-opens when principal is owed
+again. (The history row's kind is ``payment`` with ``paid_after < paid_before`` and reason
+``refund``: the schema of ``invoice_changes`` has no separate refund kind.)
+
+Both are idempotent per ``reference`` and post with an explicit effective date when given: for
+cashless payments the day that counts is the provider's success time in JST.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from invoices.errors import InvalidInvoice
+from invoices.errors import InvalidInvoice, InvoiceNotFound
 from invoices.model import Invoice, InvoiceContext, status_for
-from invoices.records import OVERPAYMENTS_ACCOUNT, change_entry, check_actor, load, load_for_change, record_change
-from invoices.schema import changes
+from invoices.records import (
+    OVERPAYMENTS_ACCOUNT,
+    change_entry,
+    check_actor,
+    load,
+    load_for_change,
+    record_change,
+    to_invoice,
+)
+from invoices.schema import MAX_INVOICE_AMOUNT, changes, invoices
 from invoices.validation import check_amount
 from ledger import Line, post
 from ledger.clock import utc_now
@@ -24,6 +42,53 @@ from ledger.clock import utc_now
 log = logging.getLogger("nofu.invoices")
 
 DEFAULT_CLEARING_ACCOUNT = "1200"
+LATE_FEE_ACCOUNT = "4300"
+REFUND_REASON = "refund"
+
+
+def _check_reference(reference: object) -> str:
+    if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 200:
+        raise InvalidInvoice("invoice.missing_value", "reference is required (≤ 200 characters)", field="reference")
+    return reference.strip()
+
+
+def _check_late_fee(late_fee: object) -> int:
+    if isinstance(late_fee, bool) or not isinstance(late_fee, int):
+        raise InvalidInvoice("invoice.amount_not_integer", "late_fee must be a whole number of yen", field="late_fee")
+    if late_fee < 0:
+        raise InvalidInvoice("invoice.amount_negative", "late_fee must not be negative", field="late_fee")
+    if late_fee > MAX_INVOICE_AMOUNT:
+        raise InvalidInvoice("invoice.amount_too_large", "late_fee is too large", field="late_fee")
+    return late_fee
+
+
+def _check_date(effective_date: object) -> None:
+    if effective_date is not None and (
+        not isinstance(effective_date, date) or isinstance(effective_date, datetime)
+    ):
+        raise InvalidInvoice("invoice.invalid_date", "effective_date must be a date", field="effective_date")
+
+
+def _applied(conn: Connection, invoice: Invoice, reference: str) -> bool:
+    return (
+        conn.execute(
+            sa.select(changes.c.id).where(
+                changes.c.invoice_id == invoice.id,
+                changes.c.kind == "payment",
+                changes.c.reference == reference,
+            )
+        ).first()
+        is not None
+    )
+
+
+def lock_invoice(conn: Connection, public_id: str) -> Invoice:
+    """The invoice a payment token names, its row locked for update (cancelled ones included:
+    the caller decides what a payment for a cancelled invoice becomes)."""
+    row = conn.execute(sa.select(invoices).where(invoices.c.public_id == public_id).with_for_update()).first()
+    if row is None:
+        raise InvoiceNotFound("no invoice with this public id")
+    return to_invoice(row)
 
 
 def record_payment(
@@ -35,42 +100,41 @@ def record_payment(
     reference: str,
     actor: str,
     clearing_account: str = DEFAULT_CLEARING_ACCOUNT,
+    late_fee: int = 0,
+    effective_date: date | None = None,
 ) -> Invoice:
-    """Record ``amount`` yen of principal received for the invoice, once per ``reference``.
+    """Record ``amount`` yen of principal (plus ``late_fee`` yen of 延滞金) received for the
+    invoice, once per ``reference``, in one ledger entry dated ``effective_date`` (default: today).
 
     Invariants: the same ``reference`` (e.g. the provider's payment id) is applied at most once
     (a repeat returns the invoice unchanged); a cancelled invoice refuses payments (the caller
-    books such money as 過誤納金 without an invoice); the status follows the money.
+    books such money as 過誤納金 without an invoice); the status follows the principal.
     """
     error = check_amount(amount)
     if error is not None:
         raise error
+    late_fee = _check_late_fee(late_fee)
+    _check_date(effective_date)
     actor = check_actor(actor)
-    if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 200:
-        raise InvalidInvoice("invoice.missing_value", "reference is required (≤ 200 characters)", field="reference")
-    reference = reference.strip()
+    reference = _check_reference(reference)
     invoice = load_for_change(conn, number, None)
-    seen = conn.execute(
-        sa.select(changes.c.id).where(
-            changes.c.invoice_id == invoice.id,
-            changes.c.kind == "payment",
-            changes.c.reference == reference,
-        )
-    ).first()
-    if seen is not None:
+    if _applied(conn, invoice, reference):
         return load(conn, number)
     entry = ctx.catalog.get(invoice.tax_code)
     to_receivable = min(amount, max(invoice.amount - invoice.amount_paid, 0))
     excess = amount - to_receivable
-    lines = [Line.debit(clearing_account, amount)]
+    lines = [Line.debit(clearing_account, amount + late_fee)]
     if to_receivable:
         lines.append(Line.credit(entry.receivable_account, to_receivable))
     if excess:
         lines.append(Line.credit(OVERPAYMENTS_ACCOUNT, excess))
+    if late_fee:
+        lines.append(Line.credit(LATE_FEE_ACCOUNT, late_fee))
+    label = f"収納 {entry.name_ja} ¥{amount:,}" + (f" 延滞金 ¥{late_fee:,}" if late_fee else "")
     now = utc_now()
     posted = post(
         conn,
-        change_entry(invoice, "payment", f"収納 {entry.name_ja} ¥{amount:,}", lines, ctx.today()),
+        change_entry(invoice, "payment", label, lines, effective_date or ctx.today()),
         now=now,
     )
     paid = invoice.amount_paid + amount
@@ -88,3 +152,77 @@ def record_payment(
     )
     log.info("payment recorded", extra={"notice_number": updated.display_number, "actor": actor})
     return updated
+
+
+def record_refund(
+    conn: Connection,
+    ctx: InvoiceContext,
+    number: str,
+    principal: int,
+    *,
+    reference: str,
+    actor: str,
+    late_fee: int = 0,
+    clearing_account: str = DEFAULT_CLEARING_ACCOUNT,
+    effective_date: date | None = None,
+) -> tuple[Invoice, int]:
+    """Record ``principal`` (plus ``late_fee``) yen paid back to the payer of this invoice, once
+    per ``reference``; returns the invoice and the ledger entry id.
+
+    Invariant (the books per live invoice that ``invoices.amend`` keeps): after the refund,
+    1100:CODE holds max(amount − paid, 0) and 2100 holds max(paid − amount, 0) for this invoice;
+    ``principal`` cannot exceed what was paid.
+    """
+    if isinstance(principal, bool) or not isinstance(principal, int) or principal < 0:
+        raise InvalidInvoice("invoice.amount_not_integer", "principal must be a whole number of yen ≥ 0", field="principal")
+    late_fee = _check_late_fee(late_fee)
+    if principal + late_fee == 0:
+        raise InvalidInvoice("invoice.amount_zero", "nothing to refund", field="principal")
+    _check_date(effective_date)
+    actor = check_actor(actor)
+    reference = _check_reference(reference)
+    invoice = load_for_change(conn, number, None)
+    if _applied(conn, invoice, reference):
+        row = conn.execute(
+            sa.select(changes.c.ledger_entry_id).where(
+                changes.c.invoice_id == invoice.id, changes.c.kind == "payment", changes.c.reference == reference
+            )
+        ).one()
+        return load(conn, number), int(row.ledger_entry_id)
+    if principal > invoice.amount_paid:
+        raise InvalidInvoice(
+            "invoice.refund_exceeds_paid",
+            f"cannot refund ¥{principal:,} of principal: ¥{invoice.amount_paid:,} was paid",
+            field="principal",
+        )
+    entry = ctx.catalog.get(invoice.tax_code)
+    amount, paid_before = invoice.amount, invoice.amount_paid
+    paid_after = paid_before - principal
+    from_overpaid = max(paid_before - amount, 0) - max(paid_after - amount, 0)
+    to_receivable = max(amount - paid_after, 0) - max(amount - paid_before, 0)
+    lines = []
+    if from_overpaid:
+        lines.append(Line.debit(OVERPAYMENTS_ACCOUNT, from_overpaid))
+    if to_receivable:
+        lines.append(Line.debit(entry.receivable_account, to_receivable))
+    if late_fee:
+        lines.append(Line.debit(LATE_FEE_ACCOUNT, late_fee))
+    lines.append(Line.credit(clearing_account, principal + late_fee))
+    label = f"還付 {entry.name_ja} ¥{principal:,}" + (f" 延滞金 ¥{late_fee:,}" if late_fee else "")
+    now = utc_now()
+    posted = post(conn, change_entry(invoice, "refund", label, lines, effective_date or ctx.today()), now=now)
+    updated = record_change(
+        conn,
+        invoice,
+        kind="payment",
+        actor=actor,
+        reason=REFUND_REASON,
+        reference=reference,
+        now=now,
+        amount_after=amount,
+        paid_after=paid_after,
+        status_after=status_for(amount, paid_after),
+        ledger_entry_id=posted.id,
+    )
+    log.info("refund recorded", extra={"notice_number": updated.display_number, "actor": actor})
+    return updated, posted.id

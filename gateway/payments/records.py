@@ -1,0 +1,334 @@
+"""Reading and writing payment rows: the one place that knows the table layout.
+
+Every write to an attempt or a refund goes through a row locked in the caller's transaction
+(``lock_attempt`` / ``lock_refund``) and bumps ``version`` with a compare-and-set, so a write
+based on a stale read fails instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.payments.errors import InvalidPaymentRequest, PaymentConflict, PaymentNotFound
+from gateway.payments.model import (
+    Attempt,
+    Overpayment,
+    OverpaymentReason,
+    OverpaymentStatus,
+    Refund,
+    RefundStatus,
+)
+from gateway.payments.schema import ACTIVE_STATUSES, attempts, overpayments, receipts, refunds
+from gateway.payments.state import AttemptStatus
+from invoices.notice_number import make_notice_number
+from invoices.schema import invoices
+from ledger.clock import to_utc
+
+_PUBLIC_ID = re.compile(r"(pa|rf)_[0-9a-f]{24}")
+MAX_PAGE = 500
+
+
+def new_public_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def check_public_id(value: object, prefix: str) -> str:
+    if not isinstance(value, str) or not _PUBLIC_ID.fullmatch(value) or not value.startswith(prefix + "_"):
+        raise PaymentNotFound("no payment with this id")
+    return value
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else to_utc(moment)
+
+
+# Money refunded (succeeded) and in flight (pending) per attempt.
+_refunded = (
+    sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0))
+    .where(refunds.c.attempt_id == attempts.c.id, refunds.c.status == RefundStatus.SUCCEEDED.value)
+    .scalar_subquery()
+)
+_pending = (
+    sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0))
+    .where(refunds.c.attempt_id == attempts.c.id, refunds.c.status == RefundStatus.PENDING.value)
+    .scalar_subquery()
+)
+
+
+_receipt_number = (
+    sa.select(receipts.c.receipt_number).where(receipts.c.attempt_id == attempts.c.id).scalar_subquery()
+)
+
+
+def _attempt_query() -> sa.Select:
+    return sa.select(
+        attempts,
+        invoices.c.public_id.label("invoice_public_id"),
+        invoices.c.fiscal_year.label("invoice_fiscal_year"),
+        invoices.c.sequence.label("invoice_sequence"),
+        _refunded.label("refunded"),
+        _pending.label("refund_pending"),
+        _receipt_number.label("receipt_number"),
+    ).join(invoices, invoices.c.id == attempts.c.invoice_id)
+
+
+def to_attempt(row: sa.Row) -> Attempt:
+    return Attempt(
+        id=row.id,
+        public_id=row.public_id,
+        invoice_id=row.invoice_id,
+        invoice_public_id=row.invoice_public_id,
+        notice_number=make_notice_number(row.invoice_fiscal_year, row.invoice_sequence),
+        principal=row.principal,
+        late_fee=row.late_fee,
+        amount=row.amount,
+        currency=row.currency,
+        status=AttemptStatus(row.status),
+        provider=row.provider,
+        provider_payment_id=row.provider_payment_id,
+        client_secret=row.client_secret,
+        idempotency_key=row.idempotency_key,
+        next_action_url=row.next_action_url,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        amount_received=row.amount_received,
+        principal_applied=row.principal_applied,
+        late_fee_applied=row.late_fee_applied,
+        overpaid=row.overpaid,
+        ledger_entry_id=row.ledger_entry_id,
+        created_at=to_utc(row.created_at),
+        expires_at=to_utc(row.expires_at),
+        updated_at=to_utc(row.updated_at),
+        succeeded_at=_aware(row.succeeded_at),
+        version=row.version,
+        refunded=int(row.refunded),
+        refund_pending=int(row.refund_pending),
+        receipt_number=row.receipt_number,
+    )
+
+
+def load_attempt(conn: Connection, *, public_id: str | None = None, id: int | None = None) -> Attempt:
+    query = _attempt_query()
+    if public_id is not None:
+        query = query.where(attempts.c.public_id == check_public_id(public_id, "pa"))
+    else:
+        query = query.where(attempts.c.id == id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise PaymentNotFound("no payment with this id")
+    return to_attempt(row)
+
+
+def lock_attempt(conn: Connection, attempt_id: int) -> Attempt:
+    """Lock the attempt's row for the rest of the transaction, then read it whole."""
+    conn.execute(sa.select(attempts.c.id).where(attempts.c.id == attempt_id).with_for_update())
+    return load_attempt(conn, id=attempt_id)
+
+
+def find_by_provider_id(conn: Connection, provider_payment_id: str) -> Attempt | None:
+    row = conn.execute(_attempt_query().where(attempts.c.provider_payment_id == provider_payment_id)).first()
+    return None if row is None else to_attempt(row)
+
+
+def active_attempt(conn: Connection, invoice_id: int) -> Attempt | None:
+    row = conn.execute(
+        _attempt_query().where(attempts.c.invoice_id == invoice_id, attempts.c.status.in_(ACTIVE_STATUSES))
+    ).first()
+    return None if row is None else to_attempt(row)
+
+
+def attempts_of_invoice(conn: Connection, invoice_id: int) -> list[Attempt]:
+    rows = conn.execute(_attempt_query().where(attempts.c.invoice_id == invoice_id).order_by(attempts.c.id))
+    return [to_attempt(row) for row in rows]
+
+
+def stale_attempts(conn: Connection, now: datetime, limit: int = 100) -> list[Attempt]:
+    rows = conn.execute(
+        _attempt_query()
+        .where(attempts.c.status.in_(ACTIVE_STATUSES), attempts.c.expires_at <= to_utc(now))
+        .order_by(attempts.c.expires_at, attempts.c.id)
+        .limit(limit)
+    )
+    return [to_attempt(row) for row in rows]
+
+
+def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values: Any) -> Attempt:
+    """Write ``values`` to an attempt read in this transaction (compare-and-set on version)."""
+    result = conn.execute(
+        attempts.update()
+        .where(attempts.c.id == attempt.id, attempts.c.version == attempt.version)
+        .values(version=attempt.version + 1, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise PaymentConflict("the payment changed meanwhile; try again", attempt=attempt.public_id)
+    return load_attempt(conn, id=attempt.id)
+
+
+# --- refunds ------------------------------------------------------------------------------
+
+
+def _refund_query() -> sa.Select:
+    return sa.select(refunds, attempts.c.public_id.label("attempt_public_id")).join(
+        attempts, attempts.c.id == refunds.c.attempt_id
+    )
+
+
+def to_refund(row: sa.Row) -> Refund:
+    return Refund(
+        id=row.id,
+        public_id=row.public_id,
+        attempt_id=row.attempt_id,
+        attempt_public_id=row.attempt_public_id,
+        amount=row.amount,
+        overpayment_part=row.overpayment_part,
+        principal_part=row.principal_part,
+        late_fee_part=row.late_fee_part,
+        status=RefundStatus(row.status),
+        provider_refund_id=row.provider_refund_id,
+        idempotency_key=row.idempotency_key,
+        actor_id=row.actor_id,
+        actor_name=row.actor_name,
+        reason=row.reason,
+        ledger_entry_id=row.ledger_entry_id,
+        invoice_entry_id=row.invoice_entry_id,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        created_at=to_utc(row.created_at),
+        updated_at=to_utc(row.updated_at),
+        completed_at=_aware(row.completed_at),
+        version=row.version,
+    )
+
+
+def load_refund(conn: Connection, refund_id: int) -> Refund:
+    row = conn.execute(_refund_query().where(refunds.c.id == refund_id)).first()
+    if row is None:
+        raise PaymentNotFound("no refund with this id")
+    return to_refund(row)
+
+
+def lock_refund(conn: Connection, refund_id: int) -> Refund:
+    conn.execute(sa.select(refunds.c.id).where(refunds.c.id == refund_id).with_for_update())
+    return load_refund(conn, refund_id)
+
+
+def refunds_of(conn: Connection, attempt_id: int) -> list[Refund]:
+    rows = conn.execute(_refund_query().where(refunds.c.attempt_id == attempt_id).order_by(refunds.c.id))
+    return [to_refund(row) for row in rows]
+
+
+def pending_refunds(conn: Connection, created_before: datetime, limit: int = 100) -> list[Refund]:
+    rows = conn.execute(
+        _refund_query()
+        .where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= to_utc(created_before))
+        .order_by(refunds.c.id)
+        .limit(limit)
+    )
+    return [to_refund(row) for row in rows]
+
+
+def update_refund(conn: Connection, refund: Refund, *, now: datetime, **values: Any) -> Refund:
+    result = conn.execute(
+        refunds.update()
+        .where(refunds.c.id == refund.id, refunds.c.version == refund.version)
+        .values(version=refund.version + 1, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise PaymentConflict("the refund changed meanwhile; try again", refund=refund.public_id)
+    return load_refund(conn, refund.id)
+
+
+def refund_totals(conn: Connection, attempt_id: int) -> sa.Row:
+    """Sums over the attempt's refunds that are not failed: amount and each part."""
+    live = refunds.c.status != RefundStatus.FAILED.value
+    return conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(refunds.c.amount), 0).label("amount"),
+            sa.func.coalesce(sa.func.sum(refunds.c.overpayment_part), 0).label("overpayment"),
+            sa.func.coalesce(sa.func.sum(refunds.c.principal_part), 0).label("principal"),
+            sa.func.coalesce(sa.func.sum(refunds.c.late_fee_part), 0).label("late_fee"),
+        ).where(refunds.c.attempt_id == attempt_id, live)
+    ).one()
+
+
+# --- overpayments -------------------------------------------------------------------------
+
+
+def _overpayment_query() -> sa.Select:
+    return (
+        sa.select(
+            overpayments,
+            attempts.c.public_id.label("attempt_public_id"),
+            invoices.c.fiscal_year.label("invoice_fiscal_year"),
+            invoices.c.sequence.label("invoice_sequence"),
+        )
+        .join(attempts, attempts.c.id == overpayments.c.attempt_id)
+        .join(invoices, invoices.c.id == overpayments.c.invoice_id)
+    )
+
+
+def to_overpayment(row: sa.Row) -> Overpayment:
+    return Overpayment(
+        id=row.id,
+        attempt_id=row.attempt_id,
+        attempt_public_id=row.attempt_public_id,
+        invoice_id=row.invoice_id,
+        notice_number=make_notice_number(row.invoice_fiscal_year, row.invoice_sequence),
+        reason=OverpaymentReason(row.reason),
+        amount=row.amount,
+        refunded_amount=row.refunded_amount,
+        status=OverpaymentStatus(row.status),
+        ledger_entry_id=row.ledger_entry_id,
+        created_at=to_utc(row.created_at),
+        updated_at=to_utc(row.updated_at),
+    )
+
+
+def overpayment_of(conn: Connection, attempt_id: int, *, lock: bool = False) -> Overpayment | None:
+    if lock:
+        conn.execute(sa.select(overpayments.c.id).where(overpayments.c.attempt_id == attempt_id).with_for_update())
+    row = conn.execute(_overpayment_query().where(overpayments.c.attempt_id == attempt_id)).first()
+    return None if row is None else to_overpayment(row)
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        text = ""
+    match = re.fullmatch(r"after:([1-9][0-9]{0,18})", text) if len(cursor) <= 40 else None
+    if match is None:
+        raise InvalidPaymentRequest("payment.invalid_cursor", "the cursor is not one this service gave out")
+    return int(match.group(1))
+
+
+def list_overpayments(
+    conn: Connection, *, status: str | None = None, cursor: str | None = None, limit: int = 50
+) -> tuple[list[Overpayment], str | None]:
+    """Overpayments, oldest first, ``limit`` (1..500) at a time; the cursor continues the list."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidPaymentRequest("payment.invalid_filter", f"limit must be 1..{MAX_PAGE}", field="limit")
+    query = _overpayment_query()
+    if status is not None:
+        try:
+            query = query.where(overpayments.c.status == OverpaymentStatus(status).value)
+        except ValueError:
+            raise InvalidPaymentRequest("payment.invalid_filter", "status is open or refunded", field="status") from None
+    if cursor is not None:
+        query = query.where(overpayments.c.id > _decode_cursor(cursor))
+    rows: Sequence[sa.Row] = conn.execute(query.order_by(overpayments.c.id).limit(limit + 1)).all()
+    items = [to_overpayment(row) for row in rows[:limit]]
+    return items, (_encode_cursor(items[-1].id) if len(rows) > limit else None)
