@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,9 @@ def race_postings(engine: Engine, writers: int, per_writer: int) -> None:
                 debit, credit = rng.choice(hot), own[index][1]
             request = transfer(f"t{index}:{number}", debit, credit, amount)
             ids.append(run_transaction(engine, lambda c, r=request: L.post(c, r)).id)
+            # A breath between transactions, so that a writer that just committed does not take
+            # the lock straight back (SQLite's busy handler sleeps) and the writers interleave.
+            time.sleep(rng.uniform(0, 0.002))
             net[debit] += amount
             net[credit] -= amount
             counts[debit] += 1

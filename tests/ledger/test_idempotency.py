@@ -51,30 +51,26 @@ def test_replay_still_works_after_the_day_and_an_account_are_closed(engine: Engi
     assert snapshot(engine) == before
 
 
-def test_same_key_twice_in_one_batch_is_written_once(engine: Engine) -> None:
+def test_same_key_twice_in_one_batch_is_written_once_and_batches_mix_replays(engine: Engine) -> None:
     a = transfer("a", "1100", "4100", 100)
     b = transfer("b", "1100", "4100", 200)
     posted = run_transaction(engine, lambda c: L.post_many(c, [a, b, a, a]))
     assert [(p.id, p.replayed) for p in posted] == [(1, False), (2, False), (1, True), (1, True)]
     assert posted[2].hash == posted[0].hash == posted[3].hash
+    first = posted[0]
     with engine.begin() as conn:
         assert L.balance(conn, "1100").amount == 300
     assert snapshot(engine).entries == 2
-
-
-def test_a_batch_mixing_replays_and_new_entries(engine: Engine) -> None:
-    first = run_transaction(engine, lambda c: L.post(c, transfer("old", "1100", "4100", 100)))
+    # A batch mixing a replay with a new entry writes only the new one.
     posted = run_transaction(
-        engine, lambda c: L.post_many(c, [transfer("new", "1100", "4100", 5), transfer("old", "1100", "4100", 100)])
+        engine, lambda c: L.post_many(c, [transfer("new", "1100", "4100", 5), transfer("a", "1100", "4100", 100)])
     )
-    assert [(p.id, p.replayed) for p in posted] == [(2, False), (first.id, True)]
+    assert [(p.id, p.replayed) for p in posted] == [(3, False), (1, True)]
     assert posted[1].hash == first.hash
     # An all-replay batch writes nothing at all.
     before = snapshot(engine)
-    again = run_transaction(
-        engine, lambda c: L.post_many(c, [transfer("new", "1100", "4100", 5), transfer("old", "1100", "4100", 100)])
-    )
-    assert [(p.id, p.replayed) for p in again] == [(2, True), (1, True)]
+    again = run_transaction(engine, lambda c: L.post_many(c, [transfer("new", "1100", "4100", 5), a, b]))
+    assert [(p.id, p.replayed) for p in again] == [(3, True), (1, True), (2, True)]
     assert snapshot(engine) == before
 
 
