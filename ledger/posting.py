@@ -77,8 +77,14 @@ _LOCK_ACCOUNTS = (
     .order_by(accounts.c.id)
     .with_for_update()
 )
-_INSERT_LINES = lines.insert()
-_INSERT_ENTRIES = entries.insert()
+_LINE_COLUMNS = (
+    "entry_id", "line_no", "account_id", "side", "amount", "effective_date", "balance_after",
+    "account_version",
+)
+_ENTRY_COLUMNS = (
+    "id", "effective_date", "recorded_at", "description", "source_ref", "idempotency_key",
+    "content_digest", "reverses_entry_id", "prev_hash", "hash",
+)
 _UPDATE_BALANCE = (
     accounts.update()
     .where(accounts.c.id == sa.bindparam("b_id"))
@@ -270,8 +276,8 @@ def post_many(
 
     recorded_at = to_utc(now) if now is not None else utc_now()
     seq, prev_hash = head.seq, head.hash
-    line_rows: list[dict] = []
-    entry_rows: list[dict] = []
+    line_rows: list[tuple] = []  # in _LINE_COLUMNS order
+    entry_rows: list[tuple] = []  # in _ENTRY_COLUMNS order
     for index, request in fresh:
         seq += 1
         hashed_lines = []
@@ -283,16 +289,7 @@ def post_many(
                 raise BalanceOverflow(f"the balance of {line.account} would leave 64 bits")
             side = "D" if line.side == "debit" else "C"
             line_rows.append(
-                {
-                    "entry_id": seq,
-                    "line_no": number,
-                    "account_id": account[0],
-                    "side": side,
-                    "amount": line.amount,
-                    "effective_date": request.effective_date,
-                    "balance_after": account[1],
-                    "account_version": account[2],
-                }
+                (seq, number, account[0], side, line.amount, request.effective_date, account[1], account[2])
             )
             hashed_lines.append((number, line.account, side, line.amount))
         digest = first_in_batch[request.idempotency_key][1]
@@ -308,18 +305,18 @@ def post_many(
             lines=hashed_lines,
         )
         entry_rows.append(
-            {
-                "id": seq,
-                "effective_date": request.effective_date,
-                "recorded_at": recorded_at,
-                "description": request.description,
-                "source_ref": request.source_ref,
-                "idempotency_key": request.idempotency_key,
-                "content_digest": digest,
-                "reverses_entry_id": request.reverses_entry_id,
-                "prev_hash": prev_hash,
-                "hash": entry_hash_value,
-            }
+            (
+                seq,
+                request.effective_date,
+                recorded_at,
+                request.description,
+                request.source_ref,
+                request.idempotency_key,
+                digest,
+                request.reverses_entry_id,
+                prev_hash,
+                entry_hash_value,
+            )
         )
         results[index] = PostedEntry(
             seq, entry_hash_value, request.effective_date, recorded_at, request.idempotency_key
@@ -336,8 +333,8 @@ def post_many(
             )
 
     if entry_rows:
-        conn.execute(_INSERT_LINES, line_rows)
-        conn.execute(_INSERT_ENTRIES, entry_rows)
+        _insert_many(conn, lines, _LINE_COLUMNS, line_rows)
+        _insert_many(conn, entries, _ENTRY_COLUMNS, entry_rows)
         conn.execute(
             _UPDATE_BALANCE,
             [
@@ -348,6 +345,39 @@ def post_many(
         )
         conn.execute(_ADVANCE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
     return [r for r in results if r is not None]
+
+
+def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order) with the SQL and the value conversions Core
+    would use, minus Core's bookkeeping per row, which cost more than SQLite's own work on
+    batched imports (see docs/benchmarks.md)."""
+    sql, names, processors = _insert_plan(conn.dialect, table, columns)
+    if any(processors):
+        rows = [
+            tuple(value if convert is None else convert(value) for convert, value in zip(processors, row))
+            for row in rows
+        ]
+    params: list = rows if names is None else [dict(zip(names, row)) for row in rows]
+    conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
+
+
+_INSERT_PLANS: dict[tuple[type, str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None, list]] = {}
+
+
+def _insert_plan(
+    dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...] | None, list]:
+    """(SQL, parameter names or None when positional, bind processor per column), per dialect."""
+    key = (type(dialect), dialect.paramstyle, table.name, columns)
+    plan = _INSERT_PLANS.get(key)
+    if plan is None:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+        if compiled.positional:
+            assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
+        names = None if compiled.positional else columns
+        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+        plan = _INSERT_PLANS[key] = (str(compiled), names, processors)
+    return plan
 
 
 def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, sa.Row]:
