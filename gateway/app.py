@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.api.invoices import InvoiceController
 from gateway.api.payments import PaymentController
+from gateway.api.webhooks import WebhookController, stripe_webhook
 from gateway.auth import StaffAuthPlugin
 from gateway.auth.audit_api import audit_log_endpoint
 from gateway.pages.limits import csrf_config
@@ -31,6 +32,7 @@ from gateway.schema_version import ensure_current
 from gateway.security import security_headers_middleware
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.webhook_handlers import build_webhooks
 
 HERE = Path(__file__).parent
 
@@ -56,6 +58,8 @@ def create_app(
 
     # Expires abandoned payment attempts and retries pending refunds (gateway/payments/sweeper.py).
     sweeper = PaymentSweeper(services.payments, settings.sweep_seconds)
+    # Webhook intake, and the event processor on a thread unless NOFU_WEBHOOK_INPROCESS=0.
+    webhooks = build_webhooks(settings, services.engine, services.payments)
 
     def provide_services(state: State) -> Services:
         return state.services
@@ -66,6 +70,8 @@ def create_app(
         audit_log_endpoint,
         InvoiceController,
         PaymentController,
+        WebhookController,
+        stripe_webhook,
         ResidentController,
         create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
     ]
@@ -78,9 +84,9 @@ def create_app(
         csrf_config=csrf_config(services),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
-        state=State({"services": services}),
+        state=State({"services": services, "webhooks": webhooks}),
         signature_namespace={"Services": Services},
-        on_startup=[sweeper.start],
-        on_shutdown=[sweeper.stop, lambda: services.engine.dispose()],
+        on_startup=[sweeper.start, webhooks.start],
+        on_shutdown=[sweeper.stop, webhooks.stop, lambda: services.engine.dispose()],
         debug=False,
     )

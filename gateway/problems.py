@@ -41,6 +41,7 @@ def _status_table() -> list[tuple[type[Exception], int]]:
     from invoices import errors as ie
     from invoices.tokens import TokenError
     from gateway.payments import errors as pe
+    from webhooks import errors as we
 
     return [
         (pe.PaymentNotFound, 404),
@@ -58,6 +59,12 @@ def _status_table() -> list[tuple[type[Exception], int]]:
         (ie.InvoiceNotFound, 404),
         (ie.InvoiceConflict, 409),
         (ie.ImportTooLarge, 413),
+        (we.PayloadTooLarge, 413),
+        (we.UnsupportedMediaType, 415),
+        (we.NotConfigured, 503),
+        (we.EventNotFound, 404),
+        (we.ReplayRefused, 409),
+        (we.BackfillFailed, 502),
         (TokenError, 400),
     ]
 

@@ -46,6 +46,10 @@ class Settings:
     payment_attempt_minutes: str = "30"
     # How often (seconds) the app sweeps expired attempts and pending refunds; 0 = never.
     payment_sweep_seconds: str = "60"
+    # Webhooks (docs/webhooks.md): "1" runs the event processor inside the app (default); "0"
+    # leaves it to separate `nofu worker` processes. Attempts before an event is dead-lettered.
+    webhook_inprocess: str = "1"
+    webhook_max_attempts: str = "16"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +88,7 @@ class Settings:
                 f"NOFU_ENVIRONMENT: {self.environment!r} must be development or production"
             )
         self._validate_payments()
+        self._validate_webhooks()
         if self.environment == "production":
             for name in ("qr_signing_keys", "pii_keys"):
                 if not getattr(self, name):
@@ -103,6 +108,21 @@ class Settings:
     @property
     def sweep_seconds(self) -> int:
         return int(self.payment_sweep_seconds)
+
+    @property
+    def webhook_in_process(self) -> bool:
+        return self.webhook_inprocess == "1"
+
+    @property
+    def webhook_attempts(self) -> int:
+        return int(self.webhook_max_attempts)
+
+    def _validate_webhooks(self) -> None:
+        if self.webhook_inprocess not in ("0", "1"):
+            raise SettingsError("NOFU_WEBHOOK_INPROCESS: must be 1 (process events in the app) or 0 (only in `nofu worker`)")
+        value = self.webhook_max_attempts
+        if not value.isdigit() or not 1 <= int(value) <= 1000:
+            raise SettingsError("NOFU_WEBHOOK_MAX_ATTEMPTS: must be a whole number from 1 to 1000")
 
     def _validate_payments(self) -> None:
         key = self.stripe_secret_key

@@ -1,0 +1,330 @@
+"""What nofu does with Stripe's events: the handlers the gateway registers with ``webhooks``.
+
+Payments (``payment_intent.*`` and ``charge.*``) go through ``PaymentService.apply_provider_outcome``,
+the one code path that moves money for a PaymentIntent. It runs its own transactions and may call
+the provider (a decline cancels the intent there), so the handlers hand it to the processor as an
+``Outside`` step; it is idempotent by attempt and provider id, so running it again after a worker
+died changes nothing. Whatever the handler can decide from our own rows it decides inside the
+event's transaction:
+
+- an event for a payment whose money is already recorded is ``skipped`` (``payment_intent.succeeded``
+  and ``charge.succeeded`` for the same payment post once: both map to the same attempt);
+- an event older than the state we hold (a decline for an attempt that is already terminal) is
+  ``skipped`` as stale;
+- an event for a payment nofu does not know yet waits (``NotYet``) and is retried;
+- a PaymentIntent that is not nofu's (no ``attempt_id`` in its metadata) is ``ignored``.
+
+``charge.*`` events map to their PaymentIntent. A captured, succeeded charge proves the payment
+succeeded and settles it (with the charge's time as the payment time); a failed charge is a case
+of doubt — the resident may have paid with another card meanwhile — so the processor asks the
+provider for the PaymentIntent's current state and applies that.
+
+Refunds (``refund.*`` and the refunds listed in ``charge.refunded``) are booked inside the event's
+transaction with the payment package's own ``refunds.complete`` / ``refunds.fail``; a refund nofu
+did not make (no ``refund_id`` in its metadata) is refused for staff: money left the account
+without a refund record, and only a person can say which invoice it belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.payments import records
+from gateway.payments import refunds as refund_steps
+from gateway.payments.errors import PaymentNotFound, ProviderMismatch, UnknownProviderPayment
+from gateway.payments.model import Attempt, RefundStatus
+from gateway.payments.schema import refunds
+from gateway.payments.service import PaymentService
+from gateway.payments.state import AttemptStatus
+from gateway.providers.errors import ProviderError
+from gateway.providers.model import ProviderPayment, ProviderRefund
+from gateway.providers.stripe import StripeProvider
+from gateway.settings import Settings
+from webhooks import (
+    BackgroundProcessor,
+    HandlerRegistry,
+    InboxEvent,
+    Intake,
+    NotYet,
+    Outcome,
+    Outside,
+    Processor,
+    Refuse,
+    RetryPolicy,
+)
+from webhooks.processor import DEFAULT_BATCH
+
+log = logging.getLogger("nofu.webhooks")
+
+Prepared = tuple[Attempt, Attempt]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _id_of(value: Any) -> str | None:
+    """An id, whether the field holds it or an expanded object."""
+    if isinstance(value, Mapping):
+        return _text(value.get("id"))
+    return _text(value)
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    found = obj.get("metadata")
+    return found if isinstance(found, Mapping) else {}
+
+
+class PaymentEvents:
+    """The handlers, bound to one payment service (see the module docstring)."""
+
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+
+    def register(self, registry: HandlerRegistry) -> HandlerRegistry:
+        registry.register("payment_intent.*", self.on_payment_intent)
+        registry.register("charge.*", self.on_charge)
+        registry.register("refund.*", self.on_refund)
+        return registry
+
+    # --- payments ---------------------------------------------------------------------------
+
+    def _attempt(self, conn: Connection, payment_id: str, metadata: Mapping[str, Any]) -> Attempt | None:
+        found = records.find_by_provider_id(conn, payment_id)
+        if found is None and _text(metadata.get("attempt_id")):
+            try:
+                found = records.load_attempt(conn, public_id=metadata["attempt_id"])
+            except PaymentNotFound:
+                return None
+        return found
+
+    def _apply(self, before: Attempt, payment: ProviderPayment | None, payment_id: str) -> Prepared:
+        """The Outside step: apply the given outcome, or (None) the provider's current state."""
+        try:
+            if payment is None:
+                if self.payments.provider is None:
+                    raise NotYet("no payment provider is configured to ask")
+                payment = self.payments.provider.retrieve_payment(payment_id)
+            return before, self.payments.apply_provider_outcome(payment)
+        except UnknownProviderPayment as exc:
+            raise NotYet(f"no payment attempt knows {payment_id} yet") from exc
+        except ProviderMismatch as exc:
+            raise Refuse(f"the provider's payment {payment_id} does not match its attempt: {exc.message}") from exc
+        except ProviderError as exc:
+            if exc.retryable or exc.reason == "unexpected_state":
+                raise
+            raise Refuse(f"the provider refused a call about {payment_id}: [{exc.code}] {exc}") from exc
+
+    @staticmethod
+    def _result(prepared: Prepared) -> Outcome:
+        before, after = prepared
+        if after.version == before.version and after.amount_received == before.amount_received:
+            return Outcome.skipped(f"{after.public_id}: nothing to change ({after.status.value})")
+        note = f"{after.public_id}: {before.status.value} → {after.status.value}"
+        if after.amount_received and not before.amount_received:
+            note += f", ¥{after.amount_received:,} recorded"
+        return Outcome.applied(note)
+
+    def _settle_or_skip(
+        self, conn: Connection, event: InboxEvent, payment: ProviderPayment, metadata: Mapping[str, Any]
+    ) -> Outcome:
+        before = self._attempt(conn, payment.id, metadata)
+        if before is None:
+            if not _text(metadata.get("attempt_id")):
+                return Outcome.ignored(f"{payment.id} is not a nofu payment (no attempt_id in its metadata)")
+            raise NotYet(f"no payment attempt knows {payment.id} yet")
+        if payment.status == "succeeded":
+            if before.amount_received:
+                return Outcome.skipped(f"{before.public_id}: the money of {payment.id} is already recorded")
+            if payment.succeeded_at is None and event.created is not None:
+                # The intent's snapshot does not expand its charge; the event is as close as it gets.
+                payment = dataclasses.replace(payment, succeeded_at=event.created)
+        elif before.status.terminal:
+            return Outcome.skipped(f"stale: {before.public_id} is already {before.status.value}")
+        elif (
+            payment.status in ("requires_payment_method", "requires_confirmation")
+            and not (payment.error_code or payment.decline_code or payment.error_message)
+            and before.status is AttemptStatus.CREATED
+            and before.provider_payment_id == payment.id
+        ):
+            return Outcome.skipped(f"{before.public_id}: nothing to change (created)")
+        raise Outside(lambda: self._apply(before, payment, payment.id), f"apply {payment.status} of {payment.id}")
+
+    def on_payment_intent(self, conn: Connection, event: InboxEvent) -> Outcome:
+        if event.prepared is not None:
+            return self._result(event.prepared)
+        try:
+            payment = ProviderPayment.from_stripe(event.data_object)
+        except ValueError:
+            raise Refuse("data.object is not a PaymentIntent") from None
+        return self._settle_or_skip(conn, event, payment, _metadata(event.data_object))
+
+    def on_charge(self, conn: Connection, event: InboxEvent) -> Outcome:
+        if event.prepared is not None:
+            return self._result(event.prepared)
+        charge = event.data_object
+        payment_id = _id_of(charge.get("payment_intent"))
+        if payment_id is None:
+            return Outcome.ignored("a charge without a PaymentIntent is not a nofu payment")
+        if event.type == "charge.refunded":
+            return self._refunds_of_charge(conn, charge)
+        metadata = _metadata(charge)
+        status = charge.get("status")
+        if status == "succeeded" and charge.get("captured") is not False and charge.get("paid") is not False:
+            return self._settle_or_skip(conn, event, _payment_from_charge(charge, payment_id), metadata)
+        if status == "failed":
+            before = self._attempt(conn, payment_id, metadata)
+            if before is None:
+                if not _text(metadata.get("attempt_id")):
+                    return Outcome.ignored(f"{payment_id} is not a nofu payment")
+                raise NotYet(f"no payment attempt knows {payment_id} yet")
+            if before.status.terminal:
+                return Outcome.skipped(f"stale: {before.public_id} is already {before.status.value}")
+            # In doubt (the resident may have paid with another card since): ask the provider.
+            raise Outside(lambda: self._apply(before, None, payment_id), f"ask the provider about {payment_id}")
+        return Outcome.skipped(f"{event.type}: nothing for nofu in a {status} charge")
+
+    # --- refunds ----------------------------------------------------------------------------
+
+    def on_refund(self, conn: Connection, event: InboxEvent) -> Outcome:
+        return self._refund(conn, event.data_object)
+
+    def _refunds_of_charge(self, conn: Connection, charge: Mapping[str, Any]) -> Outcome:
+        listed = charge.get("refunds")
+        data = listed.get("data") if isinstance(listed, Mapping) else None
+        if not isinstance(data, list) or not data:
+            return Outcome.skipped("charge.refunded lists no refunds: refund events carry them")
+        outcomes = [self._refund(conn, item) for item in data if isinstance(item, Mapping)]
+        applied = [o.note for o in outcomes if o.kind.value == "applied"]
+        if applied:
+            return Outcome.applied("; ".join(applied))
+        return Outcome.skipped("; ".join(o.note for o in outcomes))
+
+    def _refund_row(self, conn: Connection, refund: ProviderRefund, metadata: Mapping[str, Any]) -> Any:
+        row = conn.execute(sa.select(refunds.c.id).where(refunds.c.provider_refund_id == refund.id)).first()
+        if row is None and _text(metadata.get("refund_id")):
+            row = conn.execute(sa.select(refunds.c.id).where(refunds.c.public_id == metadata["refund_id"])).first()
+        return None if row is None else records.lock_refund(conn, row.id)
+
+    def _refund(self, conn: Connection, obj: Mapping[str, Any]) -> Outcome:
+        try:
+            refund = ProviderRefund.from_stripe(obj)
+        except (ValueError, TypeError):
+            raise Refuse("data.object is not a Refund") from None
+        metadata = _metadata(obj)
+        row = self._refund_row(conn, refund, metadata)
+        if row is None:
+            if _text(metadata.get("refund_id")):
+                raise NotYet(f"refund {metadata['refund_id']} is not known yet")
+            raise Refuse(f"refund {refund.id} was not made by nofu: book it by hand (which invoice?)")
+        now = self.payments.clock()
+        if refund.status == "succeeded":
+            if row.status is RefundStatus.SUCCEEDED:
+                return Outcome.skipped(f"{row.public_id}: already booked")
+            refund_steps.complete(conn, self.payments.ctx, row.id, refund.id, now=now)
+            return Outcome.applied(f"{row.public_id}: ¥{row.amount:,} refund booked")
+        if refund.status in ("failed", "canceled"):
+            if row.status is RefundStatus.PENDING:
+                refund_steps.fail(
+                    conn, row.id, f"provider.refund_{refund.status}", refund.failure_reason or refund.status, now=now
+                )
+                return Outcome.applied(f"{row.public_id}: refund {refund.status}, amount refundable again")
+            if row.status is RefundStatus.SUCCEEDED:
+                # Stripe can fail a refund after it succeeded (a closed card): the money came back.
+                raise Refuse(f"{row.public_id} was booked as refunded but the provider says {refund.status}")
+            return Outcome.skipped(f"{row.public_id}: already {row.status.value}")
+        if row.status is RefundStatus.PENDING and row.provider_refund_id is None:
+            refund_steps.remember_provider_id(conn, row.id, refund.id, now=now)
+            return Outcome.applied(f"{row.public_id}: provider refund {refund.id} noted ({refund.status})")
+        return Outcome.skipped(f"{row.public_id}: {refund.status} at the provider, {row.status.value} here")
+
+
+def _payment_from_charge(charge: Mapping[str, Any], payment_id: str) -> ProviderPayment:
+    """What a captured, succeeded charge proves about its PaymentIntent: it succeeded, for the
+    charge's amount, at the charge's time."""
+    amount = charge.get("amount")
+    created = charge.get("created")
+    metadata = _metadata(charge)
+    return ProviderPayment(
+        id=payment_id,
+        status="succeeded",
+        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else -1,
+        currency=str(charge.get("currency") or "").lower(),
+        amount_received=amount if isinstance(amount, int) and not isinstance(amount, bool) else 0,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        succeeded_at=(
+            datetime.fromtimestamp(created, tz=timezone.utc)
+            if isinstance(created, int) and not isinstance(created, bool)
+            else None
+        ),
+        latest_charge=_text(charge.get("id")),
+        livemode=bool(charge.get("livemode")),
+    )
+
+
+def build_registry(payments: PaymentService) -> HandlerRegistry:
+    """Every handler nofu has, registered (event types without one are stored and ignored)."""
+    return PaymentEvents(payments).register(HandlerRegistry())
+
+
+def provider_events(payments: PaymentService, since: datetime) -> Iterator[Mapping[str, Any]]:
+    """Every event the provider lists created at or after ``since`` (Stripe keeps 30 days),
+    newest first, as plain dicts — the SDK pages through ``GET /v1/events``."""
+    provider = payments.provider
+    if not isinstance(provider, StripeProvider):
+        raise ValueError("backfill needs the Stripe provider (set NOFU_STRIPE_SECRET_KEY or NOFU_STRIPE_API_BASE)")
+    listing = provider.client.v1.events.list(params={"created": {"gte": int(since.timestamp())}, "limit": 100})
+    for event in listing.auto_paging_iter():
+        yield event.to_dict()
+
+
+@dataclass
+class WebhookRuntime:
+    """The webhook pieces of one app process: the intake, the processor, and the processor's
+    background thread when it runs in the app (``NOFU_WEBHOOK_INPROCESS=1``, the default)."""
+
+    intake: Intake
+    processor: Processor
+    background: BackgroundProcessor | None
+
+    def start(self) -> None:
+        if self.background is not None:
+            self.background.start()
+
+    def stop(self) -> None:
+        if self.background is not None:
+            self.background.stop()
+
+
+def build_processor(
+    engine: Engine,
+    payments: PaymentService,
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    clock: Callable[[], datetime] | None = None,
+) -> Processor:
+    return Processor(
+        engine,
+        build_registry(payments),
+        policy=RetryPolicy(max_attempts=settings.webhook_attempts),
+        worker_id=worker_id,
+        batch_size=batch_size,
+        **({"clock": clock} if clock is not None else {}),
+    )
+
+
+def build_webhooks(settings: Settings, engine: Engine, payments: PaymentService) -> WebhookRuntime:
+    processor = build_processor(engine, payments, settings)
+    background = BackgroundProcessor(processor) if settings.webhook_in_process else None
+    intake = Intake(engine, settings.stripe_webhook_secrets, on_stored=processor.wake if background else None)
+    return WebhookRuntime(intake=intake, processor=processor, background=background)

@@ -1,0 +1,280 @@
+"""The processor on both engines: each event applied once, in its own transaction with its
+effect; failures retry with backoff and dead-letter; leases survive a dead worker; handlers may
+ask for work outside the transaction."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.clock import to_utc, utc_now
+from ledger.db import run_transaction
+from tests.webhooks.support import body_of, create_effects, effect_counts, event, row, write_effect
+from webhooks import (
+    BackgroundProcessor,
+    HandlerRegistry,
+    InboxEvent,
+    NotYet,
+    Outcome,
+    Outside,
+    Processor,
+    Refuse,
+    RetryPolicy,
+    store,
+)
+from webhooks.processor import LOST
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def effects_engine(engine: Engine) -> Engine:
+    create_effects(engine)
+    return engine
+
+
+def put(engine: Engine, event_type: str = "test.thing", clock: Clock | None = None, **fields: object) -> str:
+    evt = event(event_type, **fields)
+    run_transaction(engine, lambda conn: store(conn, body_of(evt), now=(clock or utc_now)()))
+    return str(evt["id"])
+
+
+def applying(conn: Connection, evt: InboxEvent) -> Outcome:
+    write_effect(conn, evt.event_id)
+    return Outcome.applied("done")
+
+
+def registry(**handlers: object) -> HandlerRegistry:
+    reg = HandlerRegistry()
+    for name, handler in handlers.items():
+        reg.register(name.replace("__", "."), handler)  # type: ignore[arg-type]
+    return reg
+
+
+def test_an_event_is_applied_with_its_effect(effects_engine: Engine, clock: Clock) -> None:
+    event_id = put(effects_engine)
+    processor = Processor(effects_engine, registry(test__thing=applying), clock=clock)
+    assert processor.drain() == 1
+    got = row(effects_engine, event_id)
+    assert (got.state, got.outcome, got.attempts, got.lease_token) == ("applied", "done", 1, None)
+    assert effect_counts(effects_engine) == {event_id: 1}
+    assert processor.drain() == 0  # nothing is due any more
+
+
+def test_events_without_a_handler_are_ignored(engine: Engine, clock: Clock) -> None:
+    event_id = put(engine, "payout.paid")
+    Processor(engine, registry(), clock=clock).drain()
+    got = row(engine, event_id)
+    assert got.state == "ignored" and "payout.paid" in got.outcome
+
+
+def test_a_family_handler_and_an_exact_one(engine: Engine, clock: Clock) -> None:
+    seen: list[str] = []
+    reg = HandlerRegistry()
+    reg.register("charge.*", lambda conn, e: seen.append("family") or Outcome.skipped("f"))
+    reg.register("charge.refunded", lambda conn, e: seen.append("exact") or Outcome.applied("e"))
+    put(engine, "charge.succeeded")
+    put(engine, "charge.refunded")
+    Processor(engine, reg, clock=clock).drain()
+    assert sorted(seen) == ["exact", "family"]
+    with pytest.raises(ValueError):
+        reg.register("charge.*", applying)
+
+
+def test_a_failing_handler_rolls_back_its_effect_and_retries_with_backoff(effects_engine: Engine, clock: Clock) -> None:
+    event_id = put(effects_engine)
+    failures = {"left": 2}
+
+    def flaky(conn: Connection, evt: InboxEvent) -> Outcome:
+        write_effect(conn, evt.event_id)  # written, then rolled back with the failure
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("database of the tax system is down")
+        return Outcome.applied("finally")
+
+    policy = RetryPolicy(base_seconds=10, factor=2, jitter=0)
+    processor = Processor(effects_engine, registry(test__thing=flaky), policy=policy, clock=clock)
+    processor.drain()
+    first = row(effects_engine, event_id)
+    assert first.state == "pending" and "tax system is down" in first.last_error
+    assert to_utc(first.next_attempt_at) == clock.now + timedelta(seconds=10)
+    assert effect_counts(effects_engine) == {}
+    assert processor.drain() == 0  # not due yet
+    clock.advance(seconds=10)
+    processor.drain()
+    assert to_utc(row(effects_engine, event_id).next_attempt_at) == clock.now + timedelta(seconds=20)
+    clock.advance(seconds=20)
+    processor.drain()
+    done = row(effects_engine, event_id)
+    assert (done.state, done.attempts, done.outcome) == ("applied", 3, "finally")
+    assert effect_counts(effects_engine) == {event_id: 1}
+
+
+def test_dead_letter_after_the_attempt_limit(engine: Engine, clock: Clock) -> None:
+    event_id = put(engine)
+
+    def broken(conn: Connection, evt: InboxEvent) -> Outcome:
+        raise ValueError("cannot parse the metadata")
+
+    processor = Processor(engine, registry(test__thing=broken), policy=RetryPolicy(max_attempts=3, jitter=0), clock=clock)
+    for _ in range(5):
+        processor.drain()
+        clock.advance(hours=2)
+    got = row(engine, event_id)
+    assert (got.state, got.attempts) == ("dead", 3)
+    assert got.processed_at is not None and "cannot parse the metadata" in got.last_error
+
+
+def test_not_yet_waits_and_refuse_dead_letters_at_once(engine: Engine, clock: Clock) -> None:
+    waiting = put(engine, "test.wait")
+    refused = put(engine, "test.refuse")
+    reg = registry(
+        test__wait=lambda conn, e: (_ for _ in ()).throw(NotYet("the payment is not known yet")),
+        test__refuse=lambda conn, e: (_ for _ in ()).throw(Refuse("not ours")),
+    )
+    Processor(engine, reg, clock=clock).drain()
+    assert row(engine, waiting).state == "pending"
+    assert row(engine, waiting).last_error == "not yet: the payment is not known yet"
+    assert (row(engine, refused).state, row(engine, refused).attempts) == ("dead", 1)
+    assert row(engine, refused).last_error == "refused: not ours"
+
+
+def test_outside_steps_run_between_transactions(effects_engine: Engine, clock: Clock) -> None:
+    event_id = put(effects_engine)
+    calls: list[str] = []
+
+    def handler(conn: Connection, evt: InboxEvent) -> Outcome:
+        if evt.prepared is None:
+            raise Outside(lambda: calls.append("step") or "answer", "ask the provider")
+        write_effect(conn, evt.event_id)
+        return Outcome.applied(f"with {evt.prepared} after {evt.steps} step")
+
+    def step_fails(conn: Connection, evt: InboxEvent) -> Outcome:
+        raise Outside(lambda: (_ for _ in ()).throw(NotYet("provider says processing")), "ask")
+
+    other = put(effects_engine, "test.other")
+    processor = Processor(effects_engine, registry(test__thing=handler, test__other=step_fails), clock=clock)
+    processor.drain()
+    assert calls == ["step"]
+    assert row(effects_engine, event_id).outcome == "with answer after 1 step"
+    assert effect_counts(effects_engine) == {event_id: 1}
+    assert row(effects_engine, other).last_error == "not yet: provider says processing"
+
+
+def test_a_handler_that_keeps_asking_fails(engine: Engine, clock: Clock) -> None:
+    event_id = put(engine)
+    reg = registry(test__thing=lambda conn, e: (_ for _ in ()).throw(Outside(lambda: None, "again")))
+    Processor(engine, reg, clock=clock).drain()
+    assert "outside steps" in row(engine, event_id).last_error
+
+
+def test_a_worker_that_died_leaves_the_event_to_be_claimed_after_its_lease(effects_engine: Engine, clock: Clock) -> None:
+    event_id = put(effects_engine)
+    reg = registry(test__thing=applying)
+    dead_worker = Processor(effects_engine, reg, clock=clock, worker_id="dead", lease=timedelta(seconds=60))
+    claims = dead_worker.claim()
+    assert len(claims) == 1 and row(effects_engine, event_id).lease_owner == "dead"
+    survivor = Processor(effects_engine, reg, clock=clock, worker_id="alive")
+    assert survivor.claim() == []  # the lease holds
+    clock.advance(seconds=61)
+    assert survivor.drain() == 1
+    got = row(effects_engine, event_id)
+    assert (got.state, got.attempts) == ("applied", 2)
+    # The first worker wakes up late: its lease is gone, it applies nothing.
+    assert dead_worker.process(claims[0]) == LOST
+    assert effect_counts(effects_engine) == {event_id: 1}
+
+
+def test_an_event_whose_workers_keep_dying_is_dead_lettered(engine: Engine, clock: Clock) -> None:
+    event_id = put(engine)
+    processor = Processor(engine, registry(test__thing=applying), clock=clock, policy=RetryPolicy(max_attempts=2))
+    for _ in range(3):
+        processor.claim()  # claimed and never finished: the worker "died"
+        clock.advance(minutes=2)
+    got = row(engine, event_id)
+    assert got.state == "dead" and "lease expired" in got.last_error
+
+
+def test_backlog_is_worked_in_the_providers_order(engine: Engine, clock: Clock) -> None:
+    order: list[str] = []
+    base = int(clock.now.timestamp())
+    late = put(engine, created=base - 100)  # delivered now, created long ago
+    newer = put(engine, created=base - 10)
+    oldest = put(engine, created=base - 1000)
+    reg = registry(test__thing=lambda conn, e: order.append(e.event_id) or Outcome.applied("ok"))
+    Processor(engine, reg, clock=clock, batch_size=1).drain()
+    assert order == [oldest, late, newer]
+
+
+def test_background_processor_wakes_on_new_work(effects_engine: Engine) -> None:
+    done = threading.Event()
+
+    def handler(conn: Connection, evt: InboxEvent) -> Outcome:
+        write_effect(conn, evt.event_id)
+        done.set()
+        return Outcome.applied("ok")
+
+    processor = Processor(effects_engine, registry(test__thing=handler))
+    background = BackgroundProcessor(processor, idle_seconds=30)
+    background.start()
+    try:
+        put(effects_engine)
+        processor.wake()
+        assert done.wait(10), "the woken processor did not pick up the event"
+    finally:
+        background.stop()
+    assert not background.running
+
+
+def test_retry_policy_schedule() -> None:
+    policy = RetryPolicy()
+    schedule = policy.schedule()
+    assert schedule[:3] == [10, 20, 40] and schedule[-1] == 3600 and len(schedule) == 15
+    assert 7 * 3600 < sum(schedule) < 8 * 3600
+    assert policy.delay(1, draw=lambda: 0.0) == timedelta(seconds=8)
+    assert policy.delay(1, draw=lambda: 1.0) == timedelta(seconds=12)
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.postgres
+def test_concurrent_workers_on_postgresql_apply_each_event_once(pg_engine: Engine) -> None:
+    create_effects(pg_engine)
+    ids = [put(pg_engine) for _ in range(300)]
+    claimed_by: dict[str, set[str]] = {}
+    lock = threading.Lock()
+
+    def handler(conn: Connection, evt: InboxEvent) -> Outcome:
+        worker = threading.current_thread().name
+        with lock:
+            claimed_by.setdefault(evt.event_id, set()).add(worker)
+        write_effect(conn, evt.event_id, worker)
+        return Outcome.applied("ok")
+
+    reg = registry(test__thing=handler)
+    workers = [Processor(pg_engine, reg, batch_size=7, worker_id=f"w{i}") for i in range(6)]
+    threads = [threading.Thread(target=w.drain, name=f"w{i}") for i, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert effect_counts(pg_engine) == dict.fromkeys(ids, 1)
+    assert all(len(who) == 1 for who in claimed_by.values())
+    assert len({next(iter(who)) for who in claimed_by.values()}) > 1, "SKIP LOCKED should spread the work"
