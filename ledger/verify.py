@@ -14,7 +14,7 @@ from ledger.schema import GENESIS_HASH, accounts, chain_head, entries, lines, pe
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # chain_gap, hash_mismatch, prev_hash_mismatch, digest_mismatch, unbalanced, line_*, account_*, head_*, anchor_*
+    kind: str  # chain_gap, hash_mismatch, prev_hash_mismatch, digest_mismatch, unbalanced, closed_period_entry, line_*, account_*, head_*, anchor_*
     entry_id: int | None
     detail: str
 
@@ -73,11 +73,19 @@ def verify(conn: Connection, *, max_problems: int = 20) -> VerifyReport:
     )
 
     expected_id, prev_hash = 1, GENESIS_HASH
+    # Each close applies to the entries written after it (ids above its head_seq): none of them
+    # may be dated on or before the closed day, whatever the chain head says now.
+    closes = conn.execute(
+        sa.select(period_closes.c.head_seq, period_closes.c.business_date).order_by(
+            period_closes.c.head_seq, period_closes.c.business_date
+        )
+    ).all()
+    close_index, closed_before = 0, None
     current = None
     current_lines: list = []
 
     def finish(entry) -> None:  # type: ignore[no-untyped-def]
-        nonlocal expected_id, prev_hash
+        nonlocal expected_id, prev_hash, close_index, closed_before
         report.entries_checked += 1
         if entry.id != expected_id:
             problem("chain_gap", entry.id, f"expected entry {expected_id}, found {entry.id}")
@@ -127,6 +135,12 @@ def verify(conn: Connection, *, max_problems: int = 20) -> VerifyReport:
                     f"line {r.line_no} on {codes.get(r.account_id)}: recorded balance "
                     f"{r.balance_after} v{r.account_version}, recomputed {state[0]} v{state[1]}",
                 )
+        while close_index < len(closes) and closes[close_index].head_seq < entry.id:
+            day = closes[close_index].business_date
+            closed_before = day if closed_before is None else max(closed_before, day)
+            close_index += 1
+        if closed_before is not None and entry.effective_date <= closed_before:
+            problem("closed_period_entry", entry.id, f"dated in a period closed through {closed_before}")
         expected_id = entry.id + 1
         prev_hash = entry.hash
 
