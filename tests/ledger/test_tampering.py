@@ -96,8 +96,11 @@ def tamper_cases(conn: Connection) -> list[tuple[str, Callable, Callable, str, i
          run_sql("UPDATE ledger_accounts SET balance = balance - 1000 WHERE code = '1300'"), "account_balance", None),
         ("close anchor hash", run_sql("UPDATE ledger_period_closes SET head_hash = '" + "f" * 64 + "' WHERE head_seq = 3"),
          None, "anchor_mismatch", 3),
-        ("close anchor moved", run_sql("UPDATE ledger_period_closes SET head_seq = 2 WHERE head_seq = 3"),
-         run_sql("UPDATE ledger_period_closes SET head_seq = 3 WHERE head_seq = 2"), "anchor_mismatch", 2),
+        ("close anchor moved", run_sql("UPDATE ledger_period_closes SET head_seq = 4 WHERE head_seq = 3"),
+         run_sql("UPDATE ledger_period_closes SET head_seq = 3 WHERE head_seq = 4"), "anchor_mismatch", 4),
+        # Moved back, the close also claims entry 3 came after it: entry 3 is then "backdated".
+        ("close anchor moved back", run_sql("UPDATE ledger_period_closes SET head_seq = 2 WHERE head_seq = 3"),
+         run_sql("UPDATE ledger_period_closes SET head_seq = 3 WHERE head_seq = 2"), "closed_period_entry", 3),
         ("genesis anchor hash", run_sql("UPDATE ledger_period_closes SET head_hash = '" + "e" * 64 + "' WHERE head_seq = 0"),
          run_sql("UPDATE ledger_period_closes SET head_hash = '" + "0" * 64 + "' WHERE head_seq = 0"), "anchor_mismatch", 0),
     ]
@@ -154,3 +157,18 @@ def test_a_rewritten_hash_breaks_the_link_to_the_next_entry(engine: Engine) -> N
     kinds = [(p.kind, p.entry_id) for p in report.problems]
     assert kinds[0] == ("hash_mismatch", 4)
     assert ("prev_hash_mismatch", 5) in kinds
+
+
+def test_an_entry_slipped_into_a_closed_period_is_named(engine: Engine) -> None:
+    # With the chain-head guard bypassed, the period is reopened, an entry is posted through the
+    # ledger itself (so it is properly chained) and the period closed again: the close records
+    # that day D1 was closed after entry 3, so an entry after 3 dated on or before D1 is a breach.
+    seed(engine)
+    with past_the_guards(engine, "ledger_chain_head") as conn:
+        conn.exec_driver_sql("UPDATE ledger_chain_head SET closed_through = NULL")
+    run_transaction(engine, lambda c: L.post(c, transfer("backdated", "1100", "4100", 777, day=D1)))
+    with past_the_guards(engine, "ledger_chain_head") as conn:
+        conn.exec_driver_sql(f"UPDATE ledger_chain_head SET closed_through = '{D1.isoformat()}'")
+    with engine.begin() as conn:
+        report = L.verify(conn)
+    assert [(p.kind, p.entry_id) for p in report.problems] == [("closed_period_entry", 6)]
