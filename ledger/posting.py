@@ -154,6 +154,18 @@ class PostedEntry:
     replayed: bool = False
 
 
+def _storable(text: str) -> bool:
+    """Text both engines store and the hash can encode: PostgreSQL refuses NUL (SQLite keeps it,
+    so the engines would disagree) and UTF-8 cannot encode a lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate(request: EntryRequest) -> None:
     """Refuse a malformed request before anything is read or written."""
     if not isinstance(request.effective_date, date) or isinstance(request.effective_date, datetime):
@@ -164,13 +176,15 @@ def validate(request: EntryRequest) -> None:
             raise InvalidEntry(f"{name} must be a non-empty string", field=name)
         if len(value) > limit:
             raise InvalidEntry(f"{name} is longer than {limit} characters", field=name)
+        if not _storable(value):
+            raise InvalidEntry(f"{name} contains NUL or text that is not valid Unicode", field=name)
     if not isinstance(request.lines, tuple | list) or len(request.lines) < 2:
         raise TooFewLines("an entry needs at least two lines")
     if len(request.lines) > MAX_LINES:
         raise InvalidEntry(f"an entry has at most {MAX_LINES} lines")
     debits = credits = 0
     for number, line in enumerate(request.lines, 1):
-        if not isinstance(line, Line) or not isinstance(line.account, str):
+        if not isinstance(line, Line) or not isinstance(line.account, str) or not _storable(line.account):
             raise InvalidEntry(f"line {number} is not a ledger Line", line=number)
         if line.side not in ("debit", "credit"):
             raise InvalidEntry(f"line {number}: side must be debit or credit", line=number)
