@@ -220,6 +220,12 @@ MALFORMED = {
     "long_description": L.EntryRequest(DAY, "x" * 501, "s", "k", GOOD_LEGS),
     "bad_side": L.EntryRequest(DAY, "d", "s", "k", (L.Line("1100", "left", 5), L.Line.credit("4100", 5))),  # type: ignore[arg-type]
     "not_a_line": L.EntryRequest(DAY, "d", "s", "k", (("1100", "debit", 5), L.Line.credit("4100", 5))),  # type: ignore[arg-type]
+    # Text PostgreSQL cannot store (NUL) or UTF-8 cannot encode (a lone surrogate): refused on
+    # both engines alike, before the hash or the database sees it.
+    "nul_in_description": L.EntryRequest(DAY, "a\x00b", "s", "k", GOOD_LEGS),
+    "nul_in_key": L.EntryRequest(DAY, "d", "s", "k\x00", GOOD_LEGS),
+    "surrogate_in_source": L.EntryRequest(DAY, "d", "stripe:\ud800", "k", GOOD_LEGS),
+    "nul_in_account": L.EntryRequest(DAY, "d", "s", "k", (L.Line.debit("1100\x00", 5), L.Line.credit("4100", 5))),
     "too_many_lines": L.EntryRequest(
         DAY, "d", "s", "k", tuple([L.Line.debit("1100", 1)] * 500 + [L.Line.credit("4100", 1)] * 501)
     ),
