@@ -1,0 +1,252 @@
+"""Stripe's events for real payments and refunds, made by the sandbox and delivered over HTTP to
+the running app, in every order and multiplicity; on SQLite and PostgreSQL. nofu's books end the
+same whatever the delivery did, and every effect happens once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import stripe
+from sqlalchemy.engine import Engine
+
+from gateway.payments import AttemptStatus, PaymentService
+from gateway.payments.schema import attempts
+from gateway.sandbox import SandboxConfig, SandboxServer
+from gateway.settings import Settings
+from gateway.webhook_handlers import build_processor, provider_events
+from invoices.model import Status
+from invoices.service import get_invoice
+from ledger.clock import utc_now
+from ledger.db import read_transaction
+from tests.payments.support import API_KEY, CLERK, RETURN_URL, Clock, assert_books_ok, issue, make_service
+from tests.webhooks.support import SECRET, AppServer, row, rows
+from webhooks import Processor, backfill
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(api_key=API_KEY, webhook_secret=SECRET)) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(db_url: str, sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        dev_keys_file=str(tmp_path / "dev-keys.env"),
+        stripe_secret_key=API_KEY,
+        stripe_api_base=sandbox.url,
+        stripe_webhook_secret=SECRET,
+        webhook_inprocess="0",  # the test drives the processor
+        payment_sweep_seconds="0",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, sandbox: SandboxServer) -> Iterator[AppServer]:
+    sandbox.control.reset()
+    with AppServer(settings) as server:
+        sandbox.control.set_webhook_endpoint(f"{server.url}/webhooks/stripe")
+        sandbox.control.set_delivery_mode("manual")
+        yield server
+    sandbox.control.set_webhook_endpoint(None)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(engine: Engine, sandbox: SandboxServer, clock: Clock) -> PaymentService:
+    return make_service(engine, sandbox, clock)
+
+
+@pytest.fixture
+def processor(engine: Engine, service: PaymentService, settings: Settings) -> Processor:
+    return build_processor(engine, service, settings, clock=RunningClock())
+
+
+class RunningClock:
+    """Real time, moved forward by hand (to get past a backoff delay)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+def browser_pays(sandbox: SandboxServer, service: PaymentService, number: str, method: str = "pm_card_visa") -> str:
+    """The resident's browser confirms with Stripe.js: nofu's server never sees the answer."""
+    attempt = service.start_or_join(number)
+    assert attempt.provider_payment_id is not None
+    client = sandbox.stripe_client(api_key=API_KEY)
+    try:
+        client.v1.payment_intents.confirm(
+            attempt.provider_payment_id, params={"payment_method": method, "return_url": RETURN_URL}
+        )
+    except stripe.CardError:
+        pass
+    return attempt.public_id
+
+
+def queued(sandbox: SandboxServer) -> list[str]:
+    return list(sandbox.control.deliveries()["queued"])
+
+
+def status_of(engine: Engine, number: str) -> tuple[Status, int]:
+    with read_transaction(engine) as conn:
+        invoice = get_invoice(conn, number)
+    return invoice.status, invoice.amount_paid
+
+
+def settlement_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM receipts")).scalar_one()
+
+
+def test_a_browser_payment_is_recorded_once_from_its_events(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    attempt_id = browser_pays(sandbox, service, invoice.public_id)
+    assert service.get_attempt(attempt_id).status is AttemptStatus.CREATED  # nothing told nofu yet
+    types = [a["event_type"] for a in sandbox.control.flush_deliveries()]
+    assert {"charge.succeeded", "payment_intent.succeeded", "charge.updated"} <= set(types)
+    processor.drain()
+    assert service.get_attempt(attempt_id).status is AttemptStatus.SUCCEEDED
+    assert status_of(engine, invoice.notice_number) == (Status.PAID, invoice.amount)
+    by_type = {r.event_type: r for r in rows(engine)}
+    # The charge event came first and recorded the money; the intent's event found it there.
+    assert by_type["charge.succeeded"].state == "applied"
+    assert by_type["payment_intent.succeeded"].state == "skipped"
+    assert "already recorded" in by_type["payment_intent.succeeded"].outcome
+    assert settlement_count(engine) == 1
+    assert_books_ok(engine)
+
+
+def test_reversed_and_duplicated_deliveries_end_the_same(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    browser_pays(sandbox, service, invoice.public_id)
+    events = queued(sandbox)
+    attempts_made = sandbox.control.flush_deliveries(order="reverse", duplicate=events)
+    assert len(attempts_made) == 2 * len(events)
+    processor.drain()
+    assert len(rows(engine)) == len(events)
+    assert status_of(engine, invoice.notice_number) == (Status.PAID, invoice.amount)
+    # Reversed, the last event (charge.updated: the charge with its balance transaction) came first
+    # and recorded the money; the earlier ones about the same payment found it there.
+    assert [r.event_type for r in rows(engine) if r.state == "applied"] == ["charge.updated"]
+    skipped = {r.event_type for r in rows(engine) if r.state == "skipped"}
+    assert {"charge.succeeded", "payment_intent.succeeded"} <= skipped
+    assert settlement_count(engine) == 1
+    assert_books_ok(engine)
+
+
+def test_dropped_deliveries_heal_by_backfill(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    since = utc_now() - timedelta(minutes=1)
+    browser_pays(sandbox, service, invoice.public_id)
+    sandbox.control.flush_deliveries(drop=queued(sandbox))  # Stripe never managed to deliver
+    assert rows(engine) == []
+    report = backfill(engine, provider_events(service, since))
+    assert report.added == report.seen > 0 and report.present == 0
+    processor.drain()
+    assert status_of(engine, invoice.notice_number) == (Status.PAID, invoice.amount)
+    assert {r.source for r in rows(engine)} == {"backfill"}
+    again = backfill(engine, provider_events(service, since))
+    assert (again.added, again.present) == (0, report.seen)
+    assert settlement_count(engine) == 1
+    assert_books_ok(engine)
+
+
+def test_a_late_decline_after_a_success_on_the_same_intent_is_stale(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    first = browser_pays(sandbox, service, invoice.public_id, "pm_card_chargeDeclined")
+    decline_events = queued(sandbox)
+    second = browser_pays(sandbox, service, invoice.public_id)  # same attempt: nofu knew nothing yet
+    assert first == second
+    success_events = [e for e in queued(sandbox) if e not in decline_events]
+    sandbox.control.flush_deliveries(success_events)
+    processor.drain()
+    sandbox.control.flush_deliveries(decline_events)  # the decline arrives last
+    processor.drain()
+    assert service.get_attempt(first).status is AttemptStatus.SUCCEEDED
+    late = [r for r in rows(engine) if r.event_type in ("charge.failed", "payment_intent.payment_failed")]
+    assert late and all(r.state == "skipped" and "stale" in r.outcome for r in late)
+    assert status_of(engine, invoice.notice_number) == (Status.PAID, invoice.amount)
+    assert_books_ok(engine)
+
+
+def test_a_decline_releases_the_invoice_after_asking_the_provider(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    attempt_id = browser_pays(sandbox, service, invoice.public_id, "pm_card_chargeDeclinedInsufficientFunds")
+    sandbox.control.flush_deliveries()
+    processor.drain()
+    failed = service.get_attempt(attempt_id)
+    assert (failed.status, failed.failure_code) == (AttemptStatus.FAILED, "insufficient_funds")
+    # The intent was cancelled at the provider before the invoice was released; paying again works.
+    second = browser_pays(sandbox, service, invoice.public_id)
+    assert second != attempt_id
+    sandbox.control.flush_deliveries(order="shuffle", seed=3)
+    processor.drain()
+    assert status_of(engine, invoice.notice_number) == (Status.PAID, invoice.amount)
+    assert_books_ok(engine)
+
+
+def test_a_refund_whose_answer_was_lost_is_booked_from_its_event(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    invoice = issue(engine)
+    attempt_id = browser_pays(sandbox, service, invoice.public_id)
+    sandbox.control.flush_deliveries()
+    processor.drain()
+    sandbox.control.fail_api_requests(3, when="after", match="POST /v1/refunds")  # the SDK tries 3 times
+    pending = service.refund(attempt_id, amount=2_300, expected_refundable=invoice.amount, reason="一部還付", actor=CLERK)
+    assert pending.status.value == "pending" and pending.provider_refund_id is None
+    sandbox.control.flush_deliveries(order="reverse")
+    processor.drain()
+    assert [r.status.value for r in service.refunds_of(attempt_id)] == ["succeeded"]
+    assert status_of(engine, invoice.notice_number) == (Status.OPEN, invoice.amount - 2_300)
+    refund_rows = [r for r in rows(engine) if r.event_type in ("refund.created", "charge.refunded")]
+    assert sorted(r.state for r in refund_rows) == ["applied", "skipped"]
+    assert_books_ok(engine)
+
+
+def test_objects_that_are_not_nofus(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    client = sandbox.stripe_client(api_key=API_KEY)
+    client.v1.payment_intents.create(params={"amount": 5000, "currency": "jpy", "payment_method_types": ["card"]})
+    invoice = issue(engine)
+    attempt_id = browser_pays(sandbox, service, invoice.public_id)
+    sandbox.control.flush_deliveries()
+    processor.drain()
+    # A refund made in the provider's dashboard: money left without a refund record.
+    intent = service.get_attempt(attempt_id).provider_payment_id
+    client.v1.refunds.create(params={"payment_intent": intent, "amount": 100})
+    sandbox.control.flush_deliveries()
+    processor.drain()
+    states = {(r.event_type, r.state) for r in rows(engine)}
+    assert ("payment_intent.created", "ignored") in states  # the foreign intent
+    dead = [r for r in rows(engine) if r.state == "dead"]
+    # Both events that carry the foreign refund wait for staff, dead-lettered at once.
+    assert sorted(r.event_type for r in dead) == ["charge.refunded", "refund.created"]
+    assert all("not made by nofu" in r.last_error and r.attempts == 1 for r in dead)
+    assert_books_ok(engine)
