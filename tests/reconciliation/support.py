@@ -117,6 +117,8 @@ class Day:
         po = f"po_{self.tag}"
         swept = [t for t in self.transactions if t.payout_id is None and not t.id.startswith("txn_dup")]
         amount = sum(t.net for t in swept)
+        if amount <= 0:  # the provider pays out only a positive balance
+            return self
         self.transactions = [dataclasses.replace(t, payout_id=po) if t in swept else t for t in self.transactions]
         created = at(self.day + timedelta(days=1), 10)
         self.transactions.append(
