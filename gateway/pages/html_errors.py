@@ -8,6 +8,8 @@ in ``<meta name="nofu-code">``:
     page.bad_request        400  a malformed request
     page.csrf_failed        403  the form's CSRF token is missing or wrong (page expired)
     page.rate_limited       429  too many requests from this client (Retry-After is set)
+    <domain code>           4xx  a payment or invoice error (``payment.not_found`` …), by its
+                                 status in ``gateway.problems.status_for``
     page.internal_error     500  anything unexpected; the trace is logged under a reference
 """
 
@@ -28,6 +30,8 @@ from litestar.exceptions import (
 )
 
 from gateway.pages.render import render
+from gateway.payments.errors import PaymentError
+from invoices.errors import InvoiceError
 
 log = logging.getLogger("nofu.pages")
 
@@ -85,6 +89,22 @@ def page_http_error(request: Request[Any, Any, Any], exc: Exception) -> Any:
     return page_internal_error(request, exc)
 
 
+def page_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Any:
+    """A payment or invoice error with a stable ``code``: its page, by status."""
+    from gateway.problems import status_for
+
+    status = status_for(exc)
+    code = str(getattr(exc, "code", "page.bad_request"))
+    if status == 404:
+        keys = {"title_key": "notfound.title", "text_key": "notfound.text"}
+    elif status < 500:
+        keys = {"title_key": "bad_request.title", "text_key": "bad_request.text"}
+    else:
+        return page_internal_error(request, exc)
+    log.info("resident request refused: %s", code)
+    return render(request, "message.html", keys, status=status, code=code)
+
+
 def page_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Any:
     reference = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
@@ -98,6 +118,8 @@ def page_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Any:
 
 
 HTML_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    PaymentError: page_domain_error,
+    InvoiceError: page_domain_error,
     NotFoundException: page_not_found,
     ValidationException: page_bad_request,
     PermissionDeniedException: page_forbidden,

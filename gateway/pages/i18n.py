@@ -182,11 +182,11 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "テスト環境です。実際の請求は発生しません。試したい結果を選んでください。",
         "Test environment: no real money moves. Choose the outcome to try.",
     ),
-    "attempt.method.card_success": ("カードで支払う（成功）", "Pay by card (succeeds)"),
-    "attempt.method.card_declined": ("カード（拒否されるカード）", "Card (declined)"),
-    "attempt.method.insufficient_funds": ("カード（残高不足）", "Card (insufficient funds)"),
-    "attempt.method.expired_card": ("カード（有効期限切れ）", "Card (expired)"),
-    "attempt.method.paypay": ("PayPayで支払う", "Pay with PayPay"),
+    "attempt.method.card_success": ("テストカードで支払う（成功）", "Pay with a test card (succeeds)"),
+    "attempt.method.card_declined": ("テストカード（拒否される）", "Test card (declined)"),
+    "attempt.method.insufficient_funds": ("テストカード（残高不足）", "Test card (insufficient funds)"),
+    "attempt.method.expired_card": ("テストカード（有効期限切れ）", "Test card (expired)"),
+    "attempt.method.paypay": ("PayPay（承認画面へ）", "PayPay (approval page)"),
     "attempt.stripe_submit": ("支払う", "Pay"),
     "attempt.stripe_loading": ("お支払い方法を読み込んでいます…", "Loading payment methods…"),
     "attempt.stripe_failed": (
@@ -214,36 +214,23 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "お支払い金額が変わりました（延滞金の日数が変わったためです）。金額をご確認ください。",
         "The amount has changed (the late fee counts one more day). Please check it again.",
     ),
-    "decline.card_declined": (
-        "カードが利用できませんでした。別のカードかお支払い方法をお試しください。",
-        "Your card was declined. Try another card or payment method.",
+    "attempt.previous_failed": ("前回のお支払いはできませんでした: {reason}", "Your last payment did not go through: {reason}"),
+    "attempt.unavailable": (
+        "現在オンラインでのお支払いを受け付けていません。納付書で金融機関・コンビニエンスストアの窓口からお支払いください。",
+        "Online payment is not available right now. Please pay with the paper notice at a bank or convenience store.",
     ),
-    "decline.insufficient_funds": (
-        "カードの利用可能額が不足しています。別のカードかお支払い方法をお試しください。",
-        "Your card has insufficient funds. Try another card or payment method.",
+    "attempt.too_small": (
+        "50円未満の金額はオンラインでお支払いいただけません。納付書で窓口からお支払いください。",
+        "Amounts under ¥50 cannot be paid online. Please pay with the paper notice at a counter.",
     ),
-    "decline.expired_card": (
-        "カードの有効期限が切れています。別のカードをお使いください。",
-        "Your card has expired. Use another card.",
+    "attempt.provider_error_title": ("お支払いを開始できませんでした", "The payment could not be started"),
+    "attempt.test_heading": ("テスト用のお支払い方法", "Test payment methods"),
+    "attempt.card_heading": ("カード・ウォレット", "Card or wallet"),
+    "attempt.paypay_note": (
+        "PayPayを選ぶと承認画面への案内が表示されます。承認すると、この画面に戻ります。",
+        "PayPay shows a link to its approval page; after approving you come back here.",
     ),
-    "decline.incorrect_cvc": (
-        "セキュリティコードが正しくありません。", "The card's security code is not correct.",
-    ),
-    "decline.processing_error": (
-        "カード会社との通信で問題が起きました。しばらくしてからもう一度お試しください。",
-        "There was a problem reaching the card issuer. Please try again shortly.",
-    ),
-    "decline.authentication_failed": (
-        "本人認証ができませんでした。もう一度お試しください。",
-        "The card could not be authenticated. Please try again.",
-    ),
-    "decline.redirect_rejected": (
-        "お支払いは承認されませんでした。", "The payment was not approved.",
-    ),
-    "decline.generic": (
-        "お支払いできませんでした。別のお支払い方法をお試しください。",
-        "The payment did not go through. Try another payment method.",
-    ),
+    "attempt.expires": ("{time}までにお手続きください。", "Please complete this by {time}."),
     # completion and receipt
     "done.title": ("お支払いが完了しました", "Payment complete"),
     "done.text": (
@@ -261,7 +248,6 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "receipt.breakdown": ("内訳", "Breakdown"),
     "receipt.principal": ("本税・料金", "Amount billed"),
     "receipt.late_fee": ("延滞金", "Late fee"),
-    "receipt.method": ("お支払い方法", "Paid with"),
     "receipt.provider_ref": ("決済番号", "Payment reference"),
     "receipt.code": ("照合番号", "Verification code"),
     "receipt.verify_note": (
@@ -273,6 +259,14 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "この証明は、決済事業者からの支払完了の通知に基づいて発行しています。",
         "This proof is issued on the payment provider's confirmation of the payment.",
     ),
+    "receipt.overpayment": (
+        "このお支払いは、すでに納付済みの納付書に対するものでした。過誤納金として、後日還付（返金）の手続きをいたします。",
+        "This notice was already paid when this payment arrived. The money will be refunded to you.",
+    ),
+    "receipt.invoice": ("納付書", "Notice"),
+    "receipt.kind_payment": ("納付", "Payment"),
+    "done.receipt_link": ("支払完了証明を表示", "Show the proof of payment"),
+    "done.back": ("お支払い内容を見る", "View the notice"),
     "receipt.not_yet": (
         "お支払いの完了はまだ確認できていません。確認でき次第、支払完了証明を発行します。",
         "The payment is not confirmed yet. The proof of payment is issued once it is.",
@@ -293,13 +287,6 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "この番号の組み合わせに一致する支払完了証明はありません。",
         "No proof of payment matches this number and code.",
     ),
-    "verify.refunded": (
-        "このお支払いはその後、返金されています（{amount}）。",
-        "This payment was later refunded ({amount}).",
-    ),
-    "method.card": ("クレジットカード", "Card"),
-    "method.paypay": ("PayPay", "PayPay"),
-    "method.other": ("その他", "Other"),
 }
 
 
@@ -324,9 +311,9 @@ _check_messages()
 def choose_lang(query_value: str | None, cookie_value: str | None) -> tuple[Lang, bool]:
     """The page language and whether to (re)set the cookie: the query wins, then the cookie."""
     if query_value in LANGS:
-        return query_value, query_value != cookie_value  # type: ignore[return-value]
+        return query_value, query_value != cookie_value
     if cookie_value in LANGS:
-        return cookie_value, False  # type: ignore[return-value]
+        return cookie_value, False
     return DEFAULT_LANG, False
 
 

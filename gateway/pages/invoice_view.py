@@ -33,7 +33,7 @@ class InvoiceView:
         overdue: today is after the due date.
         paid_at: the provider's success time of the payment, when paid and known.
         attempt_id: the live attempt to continue, when in progress.
-        receipt_number: the receipt to link to, when paid through this gateway.
+        receipt_attempt_id: the attempt whose receipt to link to, when paid through this gateway.
     """
 
     invoice: Invoice
@@ -43,7 +43,7 @@ class InvoiceView:
     overdue: bool
     paid_at: datetime | None = None
     attempt_id: str | None = None
-    receipt_number: str | None = None
+    receipt_attempt_id: str | None = None
 
     @property
     def late_fee_days(self) -> int:
@@ -63,7 +63,7 @@ def invoice_view(
     *,
     live_attempt_id: str | None = None,
     paid_at: datetime | None = None,
-    receipt_number: str | None = None,
+    receipt_attempt_id: str | None = None,
 ) -> InvoiceView:
     """The view of ``invoice`` on ``today``.
 
@@ -86,5 +86,5 @@ def invoice_view(
         overdue=today > invoice.due_date,
         paid_at=paid_at if state is PageState.PAID else None,
         attempt_id=live_attempt_id if state is PageState.IN_PROGRESS else None,
-        receipt_number=receipt_number if state is PageState.PAID else None,
+        receipt_attempt_id=receipt_attempt_id if state is PageState.PAID else None,
     )

@@ -3,10 +3,13 @@
     GET  /p                   manual entry form (通知書番号 + 確認番号)
     POST /p                   find the invoice by both, redirect to its /p/{token}  (10/hour)
     GET  /p/{token}           the invoice: amounts due today (JST), late fee, state
+    … plus the payment routes (``gateway.pages.paying``) and the public receipt check
+    (``gateway.pages.receipt_check``), mixed into the one ``ResidentController`` so every
+    resident route shares its HTML error pages.
 
 Handlers only translate HTTP: tokens are checked in ``token_access``, manual entry in
-``manual_entry``, the view built in ``invoice_view``; the payment routes live in
-``gateway.pages.paying``. Errors render pages (``html_errors``), never JSON or traces.
+``manual_entry``, the view built in ``invoice_view``. Errors render pages (``html_errors``),
+never JSON or traces.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from gateway.pages.html_errors import HTML_EXCEPTION_HANDLERS
 from gateway.pages.invoice_view import invoice_view
 from gateway.pages.limits import MANUAL_ENTRY_LIMIT
 from gateway.pages.manual_entry import STORE_NAME, EntryRefused, FailureCounter, find_by_codes, notice_digits_or_refuse
+from gateway.pages.paying import PaymentHandlers
 from gateway.pages.payment_status import payment_status
-from gateway.pages.render import render
+from gateway.pages.receipt_check import ReceiptCheckHandlers
+from gateway.pages.render import render, translator
 from gateway.pages.token_access import TokenRefused, invoice_for_token
 from gateway.services import Services
 from invoices.model import Invoice, invoice_payment_code
@@ -44,10 +49,10 @@ def token_url(services: Services, invoice: Invoice) -> str:
     return "/p/" + invoice_payment_code(services.keys.qr, invoice).token
 
 
-class ResidentController(Controller):
+class ResidentController(PaymentHandlers, ReceiptCheckHandlers, Controller):
     path = "/"
     include_in_schema = False
-    exception_handlers = HTML_EXCEPTION_HANDLERS  # type: ignore[assignment]
+    exception_handlers = HTML_EXCEPTION_HANDLERS
 
     @get("/p", sync_to_thread=False)
     def entry_form(self, request: Request[Any, Any, Any]) -> Template:
@@ -102,6 +107,11 @@ class ResidentController(Controller):
             ctx.today(),
             live_attempt_id=status.live_attempt_id,
             paid_at=status.paid_at,
-            receipt_number=status.receipt_number,
+            receipt_attempt_id=status.receipt_attempt_id,
         )
-        return render(request, "invoice.html", {"view": view, "token": token, "can_pay": status.can_pay})
+        t = translator(request)
+        failure = None if status.last_failure is None else status.last_failure.failure_text(t.lang)
+        return render(
+            request, "invoice.html",
+            {"view": view, "token": token, "can_pay": status.can_pay, "last_failure": failure},
+        )

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -77,7 +78,7 @@ class Site:
         """A CSRF form token (the client keeps the matching cookie)."""
         return csrf_field(self.client.get(path).text)
 
-    def post_form(self, path: str, data: dict[str, str], *, csrf: bool = True, **kwargs: Any) -> Any:
+    def post_form(self, path: str, data: dict[str, str], *, csrf: bool = True, **kwargs: Any) -> httpx.Response:
         body = dict(data)
         if csrf:
             body["_csrf_token"] = self.csrf()
