@@ -1,19 +1,21 @@
 // Pay one invoice on a phone-sized headless Chromium, against a running nofu + sandbox.
 //
-//   node tests/browser/pay.mjs <invoice page URL> [artifacts dir]
+//   node tests/browser/pay.mjs <invoice page URL> <artifacts dir> <notice number> <confirmation code>
 //
-// Opens the resident page at 360×740 (deviceScaleFactor 2, touch), checks it fits and can be
-// used from the keyboard, pays with the sandbox's succeeding test card, opens the receipt and
-// checks it on the public verification page. Prints ONE line of JSON on stdout (the pytest
+// At 360×740 (deviceScaleFactor 2, touch): a tampered link is refused; the notice number and
+// confirmation code typed by hand lead to the invoice page; it fits and can be used from the
+// keyboard; the sandbox's declining card shows its message and another try is offered; the
+// succeeding card pays; the receipt opens (Japanese, then English) and is checked on the public
+// verification page. Prints ONE line of JSON on stdout (the pytest
 // asserts on it) and saves screenshots into the artifacts dir. Exit status 0 = the script ran;
 // the JSON's fields say what was seen.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const [, , pageUrl, artifacts = "tests/artifacts"] = process.argv;
-if (!pageUrl) {
-  console.error("usage: node tests/browser/pay.mjs <invoice page URL> [artifacts dir]");
+const [, , pageUrl, artifacts, noticeNumber, confirmationCode] = process.argv;
+if (!pageUrl || !artifacts || !noticeNumber || !confirmationCode) {
+  console.error("usage: node tests/browser/pay.mjs <invoice page URL> <artifacts dir> <notice number> <code>");
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -66,9 +68,29 @@ try {
   }
   const text = async (selector) => ((await page.locator(selector).first().textContent()) || "").trim();
 
-  // 1. The invoice, as the QR opens it.
-  const response = await page.goto(pageUrl, { waitUntil: "load" });
-  result.invoiceStatus = response.status();
+  // 0. A link cut short (a bad scan) is refused, in words, with a way forward.
+  const token = new URL(pageUrl).pathname.split("/").pop();
+  const refused = await page.goto(`${origin}/p/${token.slice(0, -5)}`);
+  result.refused = {
+    status: refused.status(),
+    code: await page.getAttribute('meta[name="nofu-code"]', "content"),
+    title: await text("h1"),
+  };
+  await fits("refused");
+  await shot("0-refused");
+  // Chromium logs the refused document's own 404; anything else logged later is a defect.
+  result.refusedConsole = result.consoleErrors.splice(0);
+
+  // 1. Manual entry, as a resident who cannot scan types it (lower case, no dashes), then the
+  //    invoice page it leads to.
+  await page.locator('a.button[href="/p"]').tap();
+  await page.waitForURL(`${origin}/p`);
+  await page.fill("#notice_number", noticeNumber.replaceAll("-", ""));
+  await page.fill("#confirmation_code", confirmationCode.toLowerCase());
+  await fits("entry");
+  await shot("1a-entry");
+  await Promise.all([page.waitForURL(pageUrl), page.locator('form.entry button[type="submit"]').tap()]);
+  result.enteredToPage = page.url() === pageUrl;
   result.htmlLang = await page.getAttribute("html", "lang");
   result.stateBefore = await page.getAttribute("[data-state]", "data-state");
   result.total = await text('[data-testid="total"]');
@@ -98,7 +120,19 @@ try {
   await fits("attempt");
   await shot("2-attempt");
 
-  // 3. Pay with the succeeding test card: the completion page.
+  // 3. A declined card: the mapped message, and another try (a new attempt).
+  const firstAttempt = page.url();
+  await page.locator('[data-testid="method-card_declined"]').tap();
+  await page.waitForFunction(() => document.querySelector("[data-state]")?.dataset.state !== "attempt-created");
+  await page.waitForLoadState("load");
+  result.declinedState = await page.getAttribute("[data-state]", "data-state");
+  result.declinedMessage = await text('[data-testid="failure"] p');
+  await fits("declined");
+  await shot("2b-declined");
+  await Promise.all([page.waitForURL((url) => url.href !== firstAttempt), page.locator('[data-testid="try-again"]').tap()]);
+  result.retryIsNewAttempt = page.url() !== firstAttempt && /\/attempts\/pa_/.test(page.url());
+
+  // 4. Pay with the succeeding test card: the completion page.
   // The form posts and is redirected back to the same URL: wait for the page to change state.
   await page.locator('[data-testid="method-card_success"]').tap();
   await page.waitForFunction(() => document.querySelector("[data-state]")?.dataset.state !== "attempt-created");
@@ -108,7 +142,7 @@ try {
   await fits("done");
   await shot("3-done");
 
-  // 4. The receipt (支払完了証明).
+  // 5. The receipt (支払完了証明).
   await Promise.all([page.waitForURL(/\/receipt$/), page.locator('[data-testid="receipt-link"]').tap()]);
   result.receipt = {
     title: await text("h1"),
@@ -123,7 +157,7 @@ try {
   await shot("4-receipt");
   const receiptUrl = page.url();
 
-  // 5. The same receipt in English (the switch link), then back to Japanese.
+  // 6. The same receipt in English (the switch link), then back to Japanese.
   await Promise.all([page.waitForURL(/lang=en/), page.locator("a.lang").tap()]);
   result.englishLang = await page.getAttribute("html", "lang");
   result.englishTitle = await text("h1");
@@ -131,7 +165,7 @@ try {
   await shot("5-receipt-en");
   await page.goto(receiptUrl + "?lang=ja");
 
-  // 6. Anyone can check the receipt is genuine.
+  // 7. Anyone can check the receipt is genuine.
   await page.goto(`${origin}/receipts`);
   await page.fill("#number", result.receipt.number);
   await page.fill("#code", result.receipt.code.toLowerCase());
@@ -140,7 +174,7 @@ try {
   await fits("verify");
   await shot("6-verify");
 
-  // 7. Back on the invoice: paid, on the day, with a link to the receipt.
+  // 8. Back on the invoice: paid, on the day, with a link to the receipt.
   await page.goto(pageUrl);
   result.stateAfter = await page.getAttribute("[data-state]", "data-state");
   result.paidOn = await text('[data-testid="paid-on"]');

@@ -118,12 +118,14 @@ def test_pay_on_a_phone_and_get_a_receipt(
     invoice = run_transaction(
         services.engine, lambda conn: issue_invoice(conn, services.invoices, request, actor="cli:test")
     ).invoice
-    page_url = base + "/p/" + invoice_payment_code(services.keys.qr, invoice).token
+    code = invoice_payment_code(services.keys.qr, invoice)
+    page_url = base + "/p/" + code.token
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     with AppServer(app, sock):
         run = subprocess.run(
-            [NODE or "node", str(HERE / "pay.mjs"), page_url, str(ARTIFACTS)],
+            [NODE or "node", str(HERE / "pay.mjs"), page_url, str(ARTIFACTS), code.notice_number,
+             code.confirmation_code],
             capture_output=True, text=True, timeout=180, cwd=ROOT,
         )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -131,9 +133,12 @@ def test_pay_on_a_phone_and_get_a_receipt(
     assert seen["ok"], seen.get("error")
 
     # What the resident saw, in order.
-    assert seen["invoiceStatus"] == 200 and seen["htmlLang"] == "ja"
+    assert seen["refused"] == {"status": 404, "code": seen["refused"]["code"], "title": "このURLではお支払いできません"}
+    assert seen["refused"]["code"] in {"token.malformed", "token.bad_signature"}
+    assert seen["enteredToPage"] is True
+    assert seen["htmlLang"] == "ja"
     assert seen["stateBefore"] == "unpaid"
-    due = services.payments.attempts_for_invoice(invoice.display_number)[-1]
+    due = services.payments.attempts_for_invoice(invoice.display_number)[-1]  # the one that paid
     assert due.late_fee > 0
     assert seen["lateFee"] == f"{due.late_fee:,}円"
     assert seen["total"] == f"{due.amount:,}円"
@@ -143,6 +148,9 @@ def test_pay_on_a_phone_and_get_a_receipt(
     assert seen["focus"]["outline"]["outlineStyle"] == "solid"
     assert seen["attemptState"] == "attempt-created"
     assert seen["methods"] == ["card_success", "card_declined", "insufficient_funds", "expired_card", "paypay"]
+    assert seen["declinedState"] == "attempt-failed"
+    assert seen["declinedMessage"].startswith("カードが承認されませんでした")
+    assert seen["retryIsNewAttempt"] is True
     assert seen["doneState"] == "attempt-succeeded" and seen["doneTitle"] == "お支払いが完了しました"
     assert seen["receipt"]["title"] == "支払完了証明"
     assert seen["receipt"]["amount"] == f"{due.amount:,}円"
@@ -155,14 +163,14 @@ def test_pay_on_a_phone_and_get_a_receipt(
     assert all(extra <= 0 for extra in seen["overflow"].values()), seen["overflow"]
     assert seen["consoleErrors"] == []
     assert seen["foreignRequests"] == []
-    assert len(seen["screenshots"]) == 7 and all(Path(p).stat().st_size > 10_000 for p in seen["screenshots"])
+    assert len(seen["screenshots"]) == 10 and all(Path(p).stat().st_size > 10_000 for p in seen["screenshots"])
 
     # What the database says: paid, once, by the provider's confirmation.
     with read_transaction(services.engine) as conn:
         paid = get_invoice(conn, invoice.display_number)
     assert paid.status is Status.PAID and paid.amount_paid == 123_400
     attempts = services.payments.attempts_for_invoice(invoice.display_number)
-    assert [a.status.value for a in attempts] == ["succeeded"]
+    assert [a.status.value for a in attempts] == ["failed", "succeeded"]
     receipt = services.payments.get_receipt(seen["receipt"]["number"], seen["receipt"]["code"])
     assert receipt.amount == due.amount and receipt.provider_reference == seen["receipt"]["providerRef"]
     assert receipt.provider_reference.startswith("pi_")
