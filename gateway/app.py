@@ -21,10 +21,12 @@ from sqlalchemy.engine import Engine
 
 from gateway.api.invoices import InvoiceController
 from gateway.api.payments import PaymentController
+from gateway.api.reconciliation import ReconciliationController
 from gateway.api.webhooks import WebhookController, stripe_webhook
 from gateway.auth import StaffAuthPlugin
 from gateway.auth.audit_api import audit_log_endpoint
 from gateway.pages.limits import csrf_config
+from gateway.pages.reconciliation import StaffReconciliationPages
 from gateway.pages.resident import ResidentController
 from gateway.problems import EXCEPTION_HANDLERS
 from gateway.payments.sweeper import PaymentSweeper
@@ -70,6 +72,8 @@ def create_app(
         audit_log_endpoint,
         InvoiceController,
         PaymentController,
+        ReconciliationController,
+        StaffReconciliationPages,
         WebhookController,
         stripe_webhook,
         ResidentController,
