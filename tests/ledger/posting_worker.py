@@ -14,6 +14,7 @@ import random
 import sys
 from collections import Counter
 from datetime import date
+from functools import partial
 
 import ledger as L
 from ledger.db import create_engine, run_transaction
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     net: Counter[str] = Counter()
     lines: Counter[str] = Counter()
     for request in todo:
-        posted = run_transaction(engine, lambda conn, r=request: L.post(conn, r))
+        posted = run_transaction(engine, partial(L.post, request=request))
         ids.append(posted.id)
         for line in request.lines:
             net[line.account] += line.amount if line.side == "debit" else -line.amount

@@ -77,9 +77,9 @@ class Snapshot:
 def snapshot(engine: Engine) -> Snapshot:
     with engine.begin() as conn:
         return Snapshot(
-            entries=conn.scalar(sa.select(sa.func.count()).select_from(entries)),
-            lines=conn.scalar(sa.select(sa.func.count()).select_from(lines)),
-            closes=conn.scalar(sa.select(sa.func.count()).select_from(period_closes)),
+            entries=conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one(),
+            lines=conn.execute(sa.select(sa.func.count()).select_from(lines)).scalar_one(),
+            closes=conn.execute(sa.select(sa.func.count()).select_from(period_closes)).scalar_one(),
             head=tuple(conn.execute(sa.select(chain_head)).one()),
             accounts=tuple(
                 tuple(row)
@@ -98,7 +98,7 @@ def account_id(conn: Connection, code: str) -> int:
 
 
 def head_seq(conn: Connection) -> int:
-    return int(conn.scalar(sa.select(chain_head.c.seq)))
+    return int(conn.execute(sa.select(chain_head.c.seq)).scalar_one())
 
 
 def lines_net(conn: Connection, code: str, *, through: date | None = None) -> int:
@@ -111,7 +111,7 @@ def lines_net(conn: Connection, code: str, *, through: date | None = None) -> in
     )
     if through is not None:
         query = query.where(lines.c.effective_date <= through)
-    return int(conn.scalar(query))
+    return int(conn.execute(query).scalar_one())
 
 
 def insert_raw_entry(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from sqlalchemy.engine import Connection, Engine
@@ -129,7 +130,7 @@ def test_close_day_refuses_a_closed_day_and_needs_a_date_and_a_name(engine: Engi
     run_transaction(engine, lambda c: L.close_day(c, DAY, closed_by="a"))
     for day in (DAY, DAY - timedelta(days=1)):
         assert_refused(
-            engine, lambda c, d=day: L.close_day(c, d, closed_by="b"), L.ClosedPeriod, "ledger.period_closed"
+            engine, partial(L.close_day, business_date=day, closed_by="b"), L.ClosedPeriod, "ledger.period_closed"
         )
     assert_refused(
         engine,
@@ -284,7 +285,7 @@ def test_account_with_other_attributes_is_a_conflict(engine: Engine) -> None:
         "ledger.unknown_account",
     )
     for bad in (L.AccountSpec("11", "a", "b", "debit"), L.AccountSpec("1100:X", "a", "b", "both")):  # type: ignore[arg-type]
-        assert_refused(engine, lambda c, s=bad: L.ensure_account(c, s), L.InvalidEntry, "ledger.invalid_entry")
+        assert_refused(engine, partial(L.ensure_account, spec=bad), L.InvalidEntry, "ledger.invalid_entry")
     # The same spec again is not a conflict: ensure_account is idempotent.
     spec = L.AccountSpec("1100:LEDGER_TEST", "試験 未収金", "Test receivable", "debit")
     first = run_transaction(engine, lambda c: L.ensure_account(c, spec))

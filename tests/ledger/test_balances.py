@@ -4,6 +4,7 @@ the chart; and the schema the code queries agreeing with the migration."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -36,7 +37,7 @@ def _seed(engine: Engine) -> None:
               day=D3),
     ]
     for hours, request in enumerate(requests, 1):
-        run_transaction(engine, lambda c, r=request, h=hours: L.post(c, r, now=T0 + timedelta(hours=h)))
+        run_transaction(engine, partial(L.post, request=request, now=T0 + timedelta(hours=hours)))
 
 
 def test_balances_now_as_of_and_at_an_instant(engine: Engine) -> None:
@@ -126,8 +127,8 @@ def test_chart_is_seeded_and_ensure_chart_is_idempotent(engine: Engine) -> None:
 
 def _ledger_only(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     # Other packages' migrations add their own tables; this test speaks for the ledger's.
-    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
-    return bool(table) and table.startswith("ledger_")
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return isinstance(table, str) and table.startswith("ledger_")
 
 
 def test_schema_module_matches_the_migration(engine: Engine) -> None:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def race_postings(engine: Engine, writers: int, per_writer: int) -> None:
             else:
                 debit, credit = rng.choice(hot), own[index][1]
             request = transfer(f"t{index}:{number}", debit, credit, amount)
-            ids.append(run_transaction(engine, lambda c, r=request: L.post(c, r)).id)
+            ids.append(run_transaction(engine, partial(L.post, request=request)).id)
             # A breath between transactions, so that a writer that just committed does not take
             # the lock straight back (SQLite's busy handler sleeps) and the writers interleave.
             time.sleep(rng.uniform(0, 0.002))
@@ -133,7 +134,7 @@ def test_replays_of_the_same_keys_racing_write_one_entry_per_key(pg_engine: Engi
         random.Random(index).shuffle(mine)
         barrier.wait()
         if index % 2:  # half post one by one, half post everything as one batch
-            return [run_transaction(pg_engine, lambda c, r=r: L.post(c, r)) for r in mine]
+            return [run_transaction(pg_engine, partial(L.post, request=r)) for r in mine]
         return run_transaction(pg_engine, lambda c: L.post_many(c, mine))
 
     results = [p for posted in run_together(8, writer) for p in posted]
@@ -157,7 +158,7 @@ def test_replays_of_the_same_keys_racing_write_one_entry_per_key(pg_engine: Engi
 @pytest.mark.postgres
 def test_two_threads_reversing_one_entry_only_one_wins(pg_engine: Engine) -> None:
     debit, credit = run_transaction(pg_engine, lambda c: fresh_accounts(c, "1200", "1100"))
-    originals = [run_transaction(pg_engine, lambda c, n=n: L.post(c, transfer(f"o{n}", debit, credit, 500))) for n in range(10)]
+    originals = [run_transaction(pg_engine, partial(L.post, request=transfer(f"o{n}", debit, credit, 500))) for n in range(10)]
     outcomes: list[list[object]] = []
     for number, original in enumerate(originals):
         same_key = number % 2 == 1  # odd rounds race the SAME reversal key (a replay), even rounds two keys

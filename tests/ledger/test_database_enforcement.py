@@ -115,7 +115,7 @@ RAW_REFUSALS: dict[str, tuple[list[tuple[str, str, object]], dict[str, object], 
 }
 # SQLite would store 1.5 or text in a BIGINT column; the migration adds typeof() checks there.
 # (PostgreSQL's BIGINT cannot hold anything but an integer.)
-SQLITE_ONLY = {
+SQLITE_ONLY: dict[str, tuple[list[tuple[str, str, object]], dict[str, object], str]] = {
     f"non-integer {value!r}": ([("1100", "D", value), ("4100", "C", value)], {}, "amount")
     for value in (1.5, "500.5", "five hundred", b"\x01\xf4")
 }
@@ -126,7 +126,7 @@ def test_raw_entries_breaking_the_rules_are_refused(books: Engine) -> None:
     cases = {**RAW_REFUSALS, **(SQLITE_ONLY if is_sqlite(books) else {})}
     for name, (legs, options, match) in cases.items():
 
-        def work(conn: Connection, legs: list = legs, options: dict = options) -> None:
+        def work(conn: Connection, legs: list[tuple[str, str, object]] = legs, options: dict[str, object] = options) -> None:
             a = ids(conn)
             insert_raw_entry(conn, head_seq(conn) + 1, [(a[code], side, amount) for code, side, amount in legs], **options)  # type: ignore[arg-type]
 

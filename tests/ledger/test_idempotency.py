@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +32,7 @@ def test_replay_returns_the_original_and_changes_nothing(engine: Engine) -> None
     # The same content, even with the lines in another order, is the same entry.
     shuffled = replace(request, lines=tuple(reversed(request.lines)))
     for again in (request, shuffled, request):
-        replayed = run_transaction(engine, lambda c, r=again: L.post(c, r))
+        replayed = run_transaction(engine, partial(L.post, request=again))
         assert replayed.replayed
         assert (replayed.id, replayed.hash, replayed.effective_date, replayed.recorded_at, replayed.idempotency_key) == (
             original.id, original.hash, original.effective_date, original.recorded_at, original.idempotency_key
@@ -93,7 +94,7 @@ def test_same_key_with_other_content_is_a_conflict(engine: Engine) -> None:
     before = snapshot(engine)
     for name, change in CHANGES.items():
         with pytest.raises(L.IdempotencyConflict) as info:
-            run_transaction(engine, lambda c, r=change(request): L.post(c, r))
+            run_transaction(engine, partial(L.post, request=change(request)))
         assert info.value.code == "ledger.idempotency_conflict", name
         assert info.value.detail["entry_id"] == original.id, name
     # Other content under the same key inside one batch.

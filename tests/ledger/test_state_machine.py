@@ -277,7 +277,7 @@ def test_ledger_behaves_like_its_model(engine: Engine) -> None:
     run_state_machine_as_test(
         machine_for(engine),
         settings=settings(
-            max_examples=20,
+            max_examples=15,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

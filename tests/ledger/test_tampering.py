@@ -64,7 +64,10 @@ class Deleted:
         conn.execute(entries.insert(), self.saved_entries)
 
 
-def tamper_cases(conn: Connection) -> list[tuple[str, Callable, Callable, str, int | None]]:
+Edit = Callable[[Connection], None]
+
+
+def tamper_cases(conn: Connection) -> list[tuple[str, Edit, Edit | None, str, int | None]]:
     """(name, tamper, undo, first problem kind, entry it names)."""
     bank, unused = account_id(conn, "1300"), account_id(conn, "2100")
     middle, last = Deleted((3,)), Deleted((5,))
@@ -128,7 +131,7 @@ def test_verify_names_each_direct_edit(engine: Engine) -> None:
         first = report.first_problem
         assert first is not None and (first.kind, first.entry_id) == (kind, entry_id), (name, report.problems)
         with past_the_guards(engine, *JOURNAL) as conn:
-            (undo or undo_for[name])(conn)
+            (undo_for[name] if undo is None else undo)(conn)
         with engine.begin() as conn:
             assert L.verify(conn).ok, f"{name}: undoing the edit should leave a clean ledger"
 
