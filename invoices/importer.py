@@ -42,25 +42,27 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from invoices import numbers
+from invoices.bulk import unprepared
 from invoices.csv_encoding import detect_encoding
 from invoices.errors import ImportRejected, ImportTooLarge, RowError
 from invoices.issue import NewInvoice, write_invoices
 from invoices.model import InvoiceContext, IssueRequest, PaymentCode, issue_digest, payment_code
-from invoices.notice_number import NoticeNumber
+from invoices.notice_number import NoticeNumber, parse_notice_number
 from invoices.records import check_actor, lock_issuing, same_payer
 from invoices.schema import imports, invoices
-from invoices.validation import check, normalize
+from invoices.validation import check
 from ledger.clock import utc_now
 from ledger.db import read_transaction, run_transaction
 
 log = logging.getLogger("nofu.invoices")
 
+LedgerDetail = Literal["batch", "invoice"]
 MAX_BYTES = 64 * 1024 * 1024
 MAX_ERRORS = 10_000
 BATCH = 1_000
@@ -213,25 +215,47 @@ def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
 # --- rows -------------------------------------------------------------------------------------
 
 
+def _fold(text: str) -> str:
+    """Full-width digits and signs to ASCII (NFKC), only where the cell is not ASCII already."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 class _Parser:
-    """Turns a record into a validated request, or into the problems it has."""
+    """Turns a record into a validated request, or into the problems it has.
+
+    The request it builds is already normalised (``validation.normalize`` leaves it unchanged),
+    so its digest is the one ``issue_invoice`` computes for the same invoice.
+    """
 
     def __init__(self, header: list[str], ctx: InvoiceContext, today: date) -> None:
-        self.index = {name: position for position, name in enumerate(header)}
+        position = {name: index for index, name in enumerate(header)}
+        self.positions = tuple(position.get(name) for name in COLUMNS)
         self.width = len(header)
         self.ctx = ctx
         self.today = today
         self.by_name = {entry.name_ja: entry.code for entry in ctx.catalog}
 
-    def cell(self, fields: list[str], name: str) -> str:
-        position = self.index.get(name)
-        return "" if position is None else fields[position].strip()
-
-    def parse(self, line: int, fields: list[str]) -> tuple[_Row | None, list[RowError]]:
+    def parse(self, line: int, fields: list[str], *, trusted: bool = False) -> tuple[_Row | None, list[RowError]]:
+        """The row's request, or its problems. ``trusted`` skips the rules: the second pass reads
+        the very bytes the first pass validated, under the same lock."""
         if len(fields) != self.width:
             return None, [
                 RowError(line, None, "invoice_import.wrong_field_count", f"the row has {len(fields)} fields; the header has {self.width}")
             ]
+        (
+            external_ref,
+            notice,
+            tax_code,
+            fiscal_year_text,
+            installment_text,
+            due_text,
+            amount_text,
+            payer_ref,
+            payer_name,
+            payer_address,
+            payer_contact,
+            issue_text,
+        ) = ("" if p is None else fields[p].strip() for p in self.positions)
         errors: list[RowError] = []
         failed: set[str] = set()
 
@@ -239,8 +263,8 @@ class _Parser:
             failed.add(column)
             errors.append(RowError(line, column, code, message))
 
-        def number(column: str, code: str, *, required: bool) -> int | None:
-            text = unicodedata.normalize("NFKC", self.cell(fields, column))
+        def number(column: str, text: str, code: str, *, required: bool) -> int | None:
+            text = _fold(text)
             if not text:
                 if required:
                     bad(column, "invoice.missing_value", f"{column} is required")
@@ -252,8 +276,8 @@ class _Parser:
             bad(column, code, f"{column} must be a whole number written with digits only")
             return None
 
-        def day(column: str, *, required: bool) -> date | None:
-            text = unicodedata.normalize("NFKC", self.cell(fields, column))
+        def day(column: str, text: str, *, required: bool) -> date | None:
+            text = _fold(text)
             if not text:
                 if required:
                     bad(column, "invoice.missing_value", f"{column} is required")
@@ -267,46 +291,46 @@ class _Parser:
                 bad(column, "invoice.invalid_date", f"{column} is not a real date written YYYY-MM-DD or YYYY/MM/DD")
                 return None
 
-        external_ref = self.cell(fields, "external_ref")
         if not external_ref:
             bad("external_ref", "invoice.missing_value", "external_ref is required (the re-import key)")
-        tax_code = unicodedata.normalize("NFKC", self.cell(fields, "tax_code"))
+        tax_code = _fold(tax_code)
         tax_code = self.by_name.get(tax_code, tax_code)
-        fiscal_year = number("fiscal_year", "invoice.invalid_fiscal_year", required=True)
-        installment = number("installment", "invoice.invalid_installment", required=False)
-        amount = number("amount", "invoice.amount_not_integer", required=True)
-        due_date = day("due_date", required=True)
-        issue_date = day("issue_date", required=False)
-        notice = unicodedata.normalize("NFKC", self.cell(fields, "notice_number")) or None
-        request = normalize(
-            IssueRequest(
-                tax_code=tax_code,
-                fiscal_year=fiscal_year if fiscal_year is not None else -1,
-                due_date=due_date or self.today,
-                amount=amount if amount is not None else 1,
-                payer_ref=self.cell(fields, "payer_ref"),
-                payer_name=self.cell(fields, "payer_name"),
-                payer_address=self.cell(fields, "payer_address") or None,
-                payer_contact=self.cell(fields, "payer_contact") or None,
-                installment=installment,
-                issue_date=issue_date if "issue_date" not in failed else None,
-                notice_number=notice,
-                external_ref=external_ref or None,
-            )
+        fiscal_year = number("fiscal_year", fiscal_year_text, "invoice.invalid_fiscal_year", required=True)
+        installment = number("installment", installment_text, "invoice.invalid_installment", required=False)
+        amount = number("amount", amount_text, "invoice.amount_not_integer", required=True)
+        due_date = day("due_date", due_text, required=True)
+        issue_date = day("issue_date", issue_text, required=False)
+        if "\r" in payer_address:
+            payer_address = payer_address.replace("\r\n", "\n").replace("\r", "\n")
+        request = IssueRequest(
+            tax_code=tax_code,
+            fiscal_year=fiscal_year if fiscal_year is not None else -1,
+            due_date=due_date or self.today,
+            amount=amount if amount is not None else 1,
+            payer_ref=payer_ref,
+            payer_name=payer_name,
+            payer_address=payer_address or None,
+            payer_contact=payer_contact or None,
+            installment=installment,
+            issue_date=issue_date,
+            notice_number=_fold(notice) or None,
+            external_ref=external_ref or None,
         )
+        if trusted:
+            parsed_number = parse_notice_number(request.notice_number) if request.notice_number else None
+            return _Row(line, request, parsed_number, issue_digest(request, parsed_number.digits if parsed_number else None)), []
         parsed_number, problems = check(request, self.ctx.catalog, self.today)
-        dates_failed = bool(failed & {"due_date", "issue_date"})
         for problem in problems:
             column = problem.field or ""
             if column in failed:
                 continue  # already reported as unreadable
-            if dates_failed and problem.code == "invoice.due_before_issue":
+            if problem.code == "invoice.due_before_issue" and failed & {"due_date", "issue_date"}:
                 continue
-            if "fiscal_year" in failed and problem.code == "invoice.notice_number_year_mismatch":
+            if problem.code == "invoice.notice_number_year_mismatch" and "fiscal_year" in failed:
                 continue
             errors.append(RowError(line, column or None, problem.code, problem.message))
-        errors.sort(key=lambda e: COLUMNS.index(e.column) if e.column in COLUMNS else -1)
         if errors:
+            errors.sort(key=lambda e: COLUMNS.index(e.column) if e.column in COLUMNS else -1)
             return None, errors
         digest = issue_digest(request, parsed_number.digits if parsed_number else None)
         return _Row(line, request, parsed_number, digest), []
@@ -340,16 +364,17 @@ def _classify(
 ) -> tuple[list[_Row], int, list[RowError]]:
     """(rows to issue, rows already imported identically, clashes) for a batch of valid rows."""
     refs = [row.request.external_ref for row in batch]
-    by_ref = {
-        stored.external_ref: stored
-        for stored in conn.execute(sa.select(invoices).where(invoices.c.external_ref.in_(refs)))
-    }
     digits = [row.number.digits for row in batch if row.number is not None]
-    taken = set(
-        conn.scalars(sa.select(invoices.c.notice_number).where(invoices.c.notice_number.in_(digits)))
-        if digits
-        else ()
-    )
+    with unprepared(conn):
+        by_ref = {
+            stored.external_ref: stored
+            for stored in conn.execute(sa.select(invoices).where(invoices.c.external_ref.in_(refs)))
+        }
+        taken = set(
+            conn.scalars(sa.select(invoices.c.notice_number).where(invoices.c.notice_number.in_(digits)))
+            if digits
+            else ()
+        )
     fresh: list[_Row] = []
     skipped = 0
     clashes: list[RowError] = []
@@ -476,19 +501,24 @@ def _second_pass(
     *,
     actor: str,
     import_id: int,
+    ledger_detail: LedgerDetail,
 ) -> int:
     next_sequence = {fy: numbers.allocate(conn, fy, count) for fy, count in sorted(plan.to_allocate.items())}
     text, reader = _reader(f, start, encoding)
     issued = 0
+    batches = 0
     now = utc_now()
     try:
         parser = _Parser(_header(next(reader))[0] or [], ctx, today)
         batch: list[_Row] = []
 
         def flush() -> int:
-            fresh, _, clashes = _classify(conn, ctx, batch)
-            if clashes:  # cannot happen: the first pass saw the same data under the same lock
-                raise AssertionError(f"import changed between passes at line {clashes[0].line}")
+            if plan.skipped:
+                fresh, _, clashes = _classify(conn, ctx, batch)
+                if clashes:  # cannot happen: the first pass saw the same data under the same lock
+                    raise AssertionError(f"import changed between passes at line {clashes[0].line}")
+            else:
+                fresh = batch  # the first pass found none of the rows in the database
             items = []
             for row in fresh:
                 fy = row.request.fiscal_year
@@ -498,14 +528,23 @@ def _second_pass(
                     sequence = next_sequence[fy]
                     next_sequence[fy] += 1
                 items.append(NewInvoice(row.request, row.digest, fy, sequence))
-            write_invoices(conn, ctx, items, actor=actor, today=today, now=now, import_id=import_id)
+            nonlocal batches
+            batch_entry = None
+            if ledger_detail == "batch" and items:
+                batches += 1
+                batch_entry = (
+                    f"invoice_import:{import_id}:batch:{batches}",
+                    f"調定 一括取込 #{import_id} 第{batches}群 {len(items)}件",
+                )
+            write_invoices(
+                conn, ctx, items, actor=actor, today=today, now=now, import_id=import_id, batch_entry=batch_entry
+            )
             batch.clear()
             return len(items)
 
         for line, fields in _records(reader):
-            row, problems = parser.parse(line, fields)
-            if row is None:
-                raise AssertionError(f"line {line} was valid in the first pass")
+            row, _ = parser.parse(line, fields, trusted=True)
+            assert row is not None
             batch.append(row)
             if len(batch) >= BATCH:
                 issued += flush()
@@ -525,8 +564,14 @@ def import_invoices_csv(
     max_bytes: int = MAX_BYTES,
     max_errors: int = MAX_ERRORS,
     on_issued: Callable[[IssuedSlip], None] | None = None,
+    ledger_detail: LedgerDetail = "batch",
 ) -> ImportReport:
     """Issue every row of a CSV file in one transaction, or nothing.
+
+    ``ledger_detail`` says how the 調定 is posted: ``"batch"`` (default) posts one entry per
+    batch of up to 1,000 invoices with a receivable and a revenue line per tax code (the way a
+    financial system takes 調定 totals from the tax system; every invoice names its entry), and
+    ``"invoice"`` one entry per invoice, as a single issue does.
 
     Raises :class:`ImportTooLarge` past ``max_bytes`` and :class:`ImportRejected` listing every
     problem (line, column, code) when any row is bad; in both cases nothing is written.
@@ -535,6 +580,8 @@ def import_invoices_csv(
     payment code of every invoice this import created, in file order, streamed from the database.
     """
     actor = check_actor(actor)
+    if ledger_detail not in ("batch", "invoice"):
+        raise ValueError("ledger_detail must be 'batch' or 'invoice'")
     began = time.perf_counter()
     f, start, owned = _seekable_source(stream, max_bytes)
     try:
@@ -567,7 +614,9 @@ def import_invoices_csv(
                 )
                 .returning(imports.c.id)
             ).scalar_one()
-            issued = _second_pass(conn, ctx, f, start, encoding, today, plan, actor=actor, import_id=import_id)
+            issued = _second_pass(
+                conn, ctx, f, start, encoding, today, plan, actor=actor, import_id=import_id, ledger_detail=ledger_detail
+            )
             if issued != to_issue:
                 raise AssertionError(f"issued {issued} rows, planned {to_issue}")
             return import_id, plan, issued

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from invoices import numbers
+from invoices.bulk import insert_rows, next_ids
 from invoices.errors import (
     DuplicateNoticeNumber,
     ExternalRefConflict,
@@ -26,7 +27,7 @@ from invoices.errors import (
     InvalidInvoice,
 )
 from invoices.model import Invoice, InvoiceContext, IssueRequest, issue_digest
-from invoices.notice_number import make_notice_number
+from invoices.notice_number import damm_check_digit
 from invoices.records import (
     check_actor,
     issue_change_rows,
@@ -38,7 +39,7 @@ from invoices.records import (
 )
 from invoices.schema import changes, idempotency_keys, invoices
 from invoices.validation import validated
-from ledger import post_many
+from ledger import EntryRequest, Line, post, post_many
 from ledger.clock import utc_now
 
 log = logging.getLogger("nofu.invoices")
@@ -79,8 +80,13 @@ def write_invoices(
     today: date,
     now: datetime,
     import_id: int | None = None,
+    batch_entry: tuple[str, str] | None = None,
 ) -> list[Written]:
-    """Insert new invoices with their ledger entries and history, in batches of statements.
+    """Insert new invoices with their 調定 ledger postings and history rows.
+
+    Each invoice gets its own entry, unless ``batch_entry`` (idempotency key, description) is
+    given: then the batch posts ONE entry with a receivable and a revenue line per tax code, each
+    the sum of that code's invoices, and every invoice of the batch names it as its issue entry.
 
     The caller has taken the issuing lock and checked that the numbers and external refs are
     free; the database's unique constraints stay the last word.
@@ -88,24 +94,40 @@ def write_invoices(
     if not items:
         return []
     prepared = []
-    entries = []
     for item in items:
-        req = item.request
-        entry = ctx.catalog.get(req.tax_code)
-        display = make_notice_number(item.fiscal_year, item.sequence)
-        public_id = os.urandom(12).hex()
-        prepared.append((item, display, public_id))
-        entries.append(
-            issue_entry(entry, display, item.fiscal_year, req.installment, req.amount, today)
-        )
-    posted = post_many(conn, entries, now=now)
-    rows = []
-    for (item, display, public_id), entry_posted in zip(prepared, posted, strict=True):
-        if entry_posted.replayed:
-            # The ledger already has this notice number's issue entry: the number was used.
-            raise DuplicateNoticeNumber(
-                "this notice number was issued before", notice_number=display
+        # make_notice_number, without re-checking the parts (validated and allocated in range).
+        payload = f"{item.fiscal_year:04d}{item.sequence:08d}"
+        display = f"{payload[:4]}-{payload[4:]}-{damm_check_digit(payload)}"
+        prepared.append((item, display, os.urandom(12).hex()))
+    if batch_entry is None:
+        requests = [
+            issue_entry(
+                ctx.catalog.get(item.request.tax_code),
+                display,
+                item.fiscal_year,
+                item.request.installment,
+                item.request.amount,
+                today,
             )
+            for item, display, _ in prepared
+        ]
+        posted = post_many(conn, requests, now=now)
+        for (_, display, _), entry_posted in zip(prepared, posted, strict=True):
+            if entry_posted.replayed:
+                # The ledger already has this notice number's issue entry: the number was used.
+                raise DuplicateNoticeNumber(
+                    "this notice number was issued before", notice_number=display
+                )
+        entry_ids = [p.id for p in posted]
+    else:
+        key, description = batch_entry
+        request = batch_issue_entry(ctx, [item.request for item in items], key, description, today)
+        batch = post(conn, request, now=now)
+        if batch.replayed:
+            raise AssertionError(f"batch entry {key} was posted before")
+        entry_ids = [batch.id] * len(items)
+    rows = []
+    for (item, display, public_id), entry_id in zip(prepared, entry_ids, strict=True):
         req = item.request
         rows.append(
             {
@@ -126,17 +148,19 @@ def write_invoices(
                 "token_generation": 0,
                 "version": 1,
                 "issue_digest": item.digest,
-                "issue_entry_id": entry_posted.id,
+                "issue_entry_id": entry_id,
                 "import_id": import_id,
                 "created_at": now,
                 "updated_at": now,
             }
         )
-    ids = conn.execute(
-        invoices.insert().returning(invoices.c.id, sort_by_parameter_order=True), rows
-    ).scalars().all()
-    conn.execute(
-        changes.insert(),
+    ids = next_ids(conn, invoices, len(rows))
+    for invoice_id, row in zip(ids, rows, strict=True):
+        row["id"] = invoice_id
+    insert_rows(conn, invoices, rows)
+    insert_rows(
+        conn,
+        changes,
         issue_change_rows(
             [(invoice_id, row["amount"], row["issue_entry_id"]) for invoice_id, row in zip(ids, rows, strict=True)],
             actor=actor,
@@ -147,6 +171,26 @@ def write_invoices(
         Written(invoice_id, public_id, display)
         for invoice_id, (_, display, public_id) in zip(ids, prepared, strict=True)
     ]
+
+
+def batch_issue_entry(
+    ctx: InvoiceContext, requests: Sequence[IssueRequest], key: str, description: str, today: date
+) -> EntryRequest:
+    """One 調定 entry for many invoices: per tax code, Dr 1100:CODE / Cr revenue for the sum."""
+    totals: dict[str, int] = {}
+    for req in requests:
+        totals[req.tax_code] = totals.get(req.tax_code, 0) + req.amount
+    lines: list[Line] = []
+    for code in sorted(totals):
+        entry = ctx.catalog.get(code)
+        lines += [Line.debit(entry.receivable_account, totals[code]), Line.credit(entry.revenue_account, totals[code])]
+    return EntryRequest(
+        effective_date=today,
+        description=description,
+        source_ref=key.rsplit(":", 2)[0],
+        idempotency_key=key,
+        lines=tuple(lines),
+    )
 
 
 def _same(row: sa.Row, request: IssueRequest, digest: str, ctx: InvoiceContext) -> bool:

@@ -4,8 +4,8 @@ service needs. All immutable; personal data never shows in a repr.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,7 +15,7 @@ from invoices.catalog import Catalog
 from invoices.late_fee import RateTable
 from invoices.notice_number import NoticeNumber, make_notice_number
 from invoices.pii import PiiCipher
-from invoices.tokens import KeyRing, confirmation_code
+from invoices.tokens import KeyRing, TokenClaims, confirmation_code
 from ledger.clock import today_jst
 
 
@@ -117,19 +117,20 @@ def issue_digest(request: IssueRequest, notice_digits: str | None) -> str:
     Personal data is compared by decrypting the stored row instead: a plain hash of a name is
     guessable, and there is no separate keyed-hash secret.
     """
-    canonical = [
+    canonical = (
         "v1",
         request.external_ref or "",
         notice_digits or "",
         request.tax_code,
-        request.fiscal_year,
-        request.installment if request.installment is not None else "",
+        str(request.fiscal_year),
+        "" if request.installment is None else str(request.installment),
         request.issue_date.isoformat() if request.issue_date else "",
         request.due_date.isoformat(),
-        request.amount,
+        str(request.amount),
         request.payer_ref,
-    ]
-    return hashlib.sha256(json.dumps(canonical, ensure_ascii=True).encode()).hexdigest()
+    )
+    # U+001F cannot occur in any validated field, so the joined text is unambiguous.
+    return hashlib.sha256("\x1f".join(canonical).encode()).hexdigest()
 
 
 def pii_aad(public_id: str, field_name: str) -> bytes:
@@ -224,11 +225,15 @@ class PaymentCode:
 
 def payment_code(keyring: KeyRing, public_id: str, notice_number: str, generation: int) -> PaymentCode:
     """The current payment code of an invoice; deterministic (Ed25519 signatures are)."""
-    token = keyring.sign(bytes.fromhex(public_id), generation)
+    ref = bytes.fromhex(public_id)
+    token = keyring.sign(ref, generation)
+    # The code derives from the signature: the token's last 64 bytes (no need to re-parse it).
+    signature = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[-64:]
+    claims = TokenClaims(key_id=keyring.active_key_id, ref=ref, generation=generation, signature=signature)
     return PaymentCode(
         notice_number=notice_number,
         token=token,
-        confirmation_code=confirmation_code(token),
+        confirmation_code=confirmation_code(claims),
         generation=generation,
     )
 

@@ -77,6 +77,8 @@ def _is_int(value: object) -> bool:
 
 def _bad_text(value: str, allowed: str = "") -> bool:
     # Control and format characters have no place on a printed notice (an address may break lines).
+    if value.isprintable():  # fast path: no Cc/Cf/Cs/Co (nor Zs other than the space) at all
+        return False
     return any(
         unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in allowed for ch in value
     )

@@ -298,3 +298,84 @@ def test_get_invoice_after_import(engine):
     run_import(engine, csv_bytes([row(1, notice_number=make_notice_number(2026, 3))]))
     with engine.connect() as conn:
         assert get_invoice(conn, make_notice_number(2026, 3)).external_ref == "TX-000001"
+
+
+def entry_lines(engine, entry_id):
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT a.code, l.side, l.amount FROM ledger_lines l JOIN ledger_accounts a "
+                    "ON a.id = l.account_id WHERE l.entry_id = :e ORDER BY l.line_no"
+                ),
+                {"e": entry_id},
+            )
+        ]
+
+
+def test_by_default_a_batch_posts_one_entry_with_a_line_pair_per_tax_code(engine):
+    rows = [row(1), row(2, tax_code="RESIDENT_COPY", installment=""), row(3)]
+    run_import(engine, csv_bytes(rows))
+    invoices = all_invoices(engine)
+    (entry_id,) = {i.issue_entry_id for i in invoices}
+    fixed = rows[0]["amount"] + rows[2]["amount"]
+    fee = rows[1]["amount"]
+    assert entry_lines(engine, entry_id) == [
+        ("1100:FIXED_ASSET", "D", fixed),
+        ("4100:FIXED_ASSET", "C", fixed),
+        ("1100:RESIDENT_COPY", "D", fee),
+        ("4200:RESIDENT_COPY", "C", fee),
+    ]
+
+
+def test_ledger_detail_invoice_posts_one_entry_per_invoice(engine):
+    run_import(engine, csv_bytes([row(i) for i in range(1, 4)]), ledger_detail="invoice")
+    invoices = all_invoices(engine)
+    assert len({i.issue_entry_id for i in invoices}) == 3
+    for invoice in invoices:
+        assert entry_lines(engine, invoice.issue_entry_id) == [
+            ("1100:FIXED_ASSET", "D", invoice.amount),
+            ("4100:FIXED_ASSET", "C", invoice.amount),
+        ]
+
+
+def test_many_batches_and_a_partial_reimport(engine, monkeypatch):
+    import invoices.importer as importer
+
+    monkeypatch.setattr(importer, "BATCH", 2)
+    run_import(engine, csv_bytes([row(i) for i in range(1, 6)]))
+    invoices = all_invoices(engine)
+    assert len({i.issue_entry_id for i in invoices}) == 3  # batches of 2, 2 and 1
+    report = run_import(engine, csv_bytes([row(i) for i in range(1, 9)]))
+    assert (report.issued, report.skipped) == (3, 5)
+    invoices = all_invoices(engine)
+    assert [i.sequence for i in invoices] == list(range(1, 9))
+    assert net(engine, "1100:FIXED_ASSET") == sum(1000 + i for i in range(1, 9))
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
+
+
+def test_import_and_single_issue_agree_on_what_is_the_same_invoice(engine):
+    from datetime import date
+
+    from invoices.model import IssueRequest
+    from invoices.service import issue_invoice
+    from ledger.db import run_transaction
+
+    run_import(engine, csv_bytes([row(1, payer_address=" 東京都\r\n港区 ", payer_contact="")]))
+    same = IssueRequest(
+        tax_code="FIXED_ASSET",
+        fiscal_year=2026,
+        installment=1,
+        due_date=date(2026, 4, 30),
+        amount=1001,
+        payer_ref="00000001",
+        payer_name="納税 者1",
+        payer_address="東京都\n港区",
+        issue_date=date(2026, 4, 1),
+        external_ref="TX-000001",
+    )
+    replay = run_transaction(engine, lambda c: issue_invoice(c, CTX, same, actor="api"))
+    assert not replay.created
+    assert replay.invoice.payer(CTX.pii).address == "東京都\n港区"
