@@ -27,6 +27,7 @@ from invoices.model import (
     invoice_payment_code,
 )
 from invoices.payments import record_payment
+from invoices.pii_rotation import reencrypt_payers
 from invoices.queries import (
     Change,
     InvoicePage,
@@ -62,5 +63,6 @@ __all__ = [
     "issue_invoice",
     "list_invoices",
     "record_payment",
+    "reencrypt_payers",
     "revoke_payment_code",
 ]

@@ -1,4 +1,4 @@
-"""nofu invoices import FILE [--actor NAME] [--codes-out FILE]
+"""nofu invoices import FILE [--actor NAME] [--codes-out FILE] | nofu invoices reencrypt-pii
 
 Keys come from the settings (``NOFU_PII_KEYS`` encrypts payer data, ``NOFU_QR_SIGNING_KEYS``
 signs the payment codes written by ``--codes-out``); see ``gateway/keys.py``.
@@ -17,6 +17,7 @@ from gateway.keys import load_keys
 from invoices.catalog import Catalog
 from invoices.errors import ImportRejected, InvoiceError
 from invoices.late_fee import RateTable
+from invoices.pii_rotation import reencrypt_payers
 from invoices.service import InvoiceContext, IssuedSlip, import_invoices_csv
 
 
@@ -35,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write notice number, payment URL and confirmation code of each new invoice (CSV)",
     )
     p.set_defaults(run=import_file)
+    p = cmd.add_parser(
+        "reencrypt-pii", help="re-encrypt payer data under the first NOFU_PII_KEYS key (rotation)"
+    )
+    p.set_defaults(run=reencrypt_pii)
 
 
 def context() -> InvoiceContext:
@@ -89,4 +94,11 @@ def import_file(args: argparse.Namespace) -> int:
     )
     if args.codes_out:
         print(f"payment codes written to {args.codes_out}")
+    return 0
+
+
+def reencrypt_pii(args: argparse.Namespace) -> int:
+    keys = load_keys(common.settings())
+    changed = reencrypt_payers(common.engine(), keys.pii)
+    print(f"re-encrypted the payer data of {changed} invoices under key {keys.pii.active_key_id}")
     return 0

@@ -60,3 +60,33 @@ def test_bad_file_lists_every_line_and_exits_1(env, capsys):
 def test_missing_file(env, capsys):
     assert run(["invoices", "import", str(env / "nope.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_reencrypt_pii_after_rotation(env, capsys, monkeypatch):
+    import base64
+    import os
+
+    from invoices.pii import PiiCipher
+    from invoices.service import list_invoices
+    from ledger.db import create_engine
+
+    path = env / "export.csv"
+    path.write_bytes(csv_bytes([row(1), row(2), row(3, payer_contact="090-0000-0000")]))
+    assert run(["invoices", "import", str(path)]) == 0
+    new_key = "t2:" + base64.urlsafe_b64encode(bytes(range(64, 96))).decode().rstrip("=")
+    monkeypatch.setenv("NOFU_PII_KEYS", f"{new_key},{PII_KEY}")
+    assert run(["invoices", "reencrypt-pii"]) == 0
+    assert "re-encrypted the payer data of 3 invoices under key t2" in capsys.readouterr().out
+    assert run(["invoices", "reencrypt-pii"]) == 0
+    assert "of 0 invoices" in capsys.readouterr().out
+    only_new = PiiCipher.from_config(new_key)
+    engine = create_engine(os.environ["NOFU_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            items = list_invoices(conn).items
+        assert {i.pii_key_id for i in items} == {"t2"}
+        assert {i.version for i in items} == {1}
+        assert [i.payer(only_new).name for i in items] == ["納税 者1", "納税 者2", "納税 者3"]
+        assert items[2].payer(only_new).contact == "090-0000-0000"
+    finally:
+        engine.dispose()
