@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.auth import StaffIdentity, require
 from gateway.payments.model import Attempt, Overpayment, Refund
@@ -106,18 +107,22 @@ class PaymentController(Controller):
     tags = ["payments"]
 
     @get("/payments/{payment_id:str}", guards=[require("payments:read")], sync_to_thread=True)
-    def get_payment(self, services: Services, payment_id: FromPath[str]) -> dict[str, Any]:
+    def get_payment(self, services: NamedDependency[Services], payment_id: FromPath[str]) -> dict[str, Any]:
         """One payment attempt, its refunds and its 過誤納金 (if any)."""
         return _detail(services, payment_id)
 
     @get("/invoices/{number:str}/payments", guards=[require("payments:read")], sync_to_thread=True)
-    def invoice_payments(self, services: Services, number: FromPath[str]) -> dict[str, Any]:
+    def invoice_payments(self, services: NamedDependency[Services], number: FromPath[str]) -> dict[str, Any]:
         """Every payment attempt of the invoice, oldest first."""
         return {"items": [attempt_json(a) for a in services.payments.attempts_for_invoice(number)]}
 
     @post("/payments/{payment_id:str}/refunds", guards=[require("payments:refund")], sync_to_thread=True, status_code=201)
     def refund(
-        self, services: Services, staff: StaffIdentity, payment_id: FromPath[str], data: dict[str, Any]
+        self,
+        services: NamedDependency[Services],
+        staff: NamedDependency[StaffIdentity],
+        payment_id: FromPath[str],
+        data: JSONBody[dict[str, Any]],
     ) -> Response[dict[str, Any]]:
         """Refund (還付) all or part of a payment. `expected_refundable` is the refundable amount
         you were shown: if it changed meanwhile, nothing happens and the answer is 412."""
@@ -143,7 +148,7 @@ class PaymentController(Controller):
     @get("/overpayments", guards=[require("payments:read")], sync_to_thread=True)
     def overpayments(
         self,
-        services: Services,
+        services: NamedDependency[Services],
         status: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,

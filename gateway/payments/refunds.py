@@ -121,9 +121,16 @@ def actor_of(refund: Refund) -> Actor:
 
 
 def complete(
-    conn: Connection, ctx: InvoiceContext, refund_id: int, provider_refund_id: str, *, now: datetime
+    conn: Connection,
+    ctx: InvoiceContext,
+    refund_id: int,
+    provider_refund_id: str,
+    *,
+    now: datetime,
+    actor: Actor | None = None,
 ) -> Refund:
-    """Step 3: book a refund the provider confirmed; idempotent."""
+    """Step 3: book a refund the provider confirmed; idempotent. The audit row names ``actor``
+    (the clerk's request, when it finishes at once) or the clerk who requested it."""
     refund = records.lock_refund(conn, refund_id)
     if refund.status is RefundStatus.SUCCEEDED:
         return refund
@@ -173,7 +180,7 @@ def complete(
     )  # fmt: skip
     audit(
         conn,
-        actor_of(refund),
+        actor or actor_of(refund),
         "refund.complete",
         f"payment:{attempt.public_id}",
         {"refund": refund.public_id, "amount": refund.amount, "provider_refund_id": provider_refund_id},
@@ -182,7 +189,9 @@ def complete(
     return done
 
 
-def fail(conn: Connection, refund_id: int, code: str, message: str, *, now: datetime) -> Refund:
+def fail(
+    conn: Connection, refund_id: int, code: str, message: str, *, now: datetime, actor: Actor | None = None
+) -> Refund:
     """The provider refused: release the reserved amount (it is refundable again)."""
     refund = records.lock_refund(conn, refund_id)
     if refund.status is not RefundStatus.PENDING:
@@ -193,7 +202,7 @@ def fail(conn: Connection, refund_id: int, code: str, message: str, *, now: date
     )  # fmt: skip
     audit(
         conn,
-        actor_of(refund),
+        actor or actor_of(refund),
         "refund.fail",
         f"payment:{refund.attempt_public_id}",
         {"refund": refund.public_id, "amount": refund.amount, "code": code},

@@ -280,6 +280,16 @@ class PaymentService:
         if status == "succeeded":
             if attempt.amount_received:
                 return attempt
+            if payment.succeeded_at is None and self.provider is not None:
+                # A webhook's intent does not carry the charge; its time is the payment date.
+                try:
+                    payment = self.provider.retrieve_payment(payment.id)
+                except ProviderError:
+                    log.warning("success time unknown; recording now", extra={"attempt": attempt.public_id})
+                else:
+                    self._check_matches(attempt, payment)
+                    if payment.status != "succeeded":
+                        raise ProviderMismatch("the provider no longer reports this payment as succeeded")
             return self._write(
                 lambda conn: settlement.settle(conn, self.ctx, self.receipt_keys, attempt.id, payment, now=self.clock())
             )
@@ -466,14 +476,14 @@ class PaymentService:
             )  # fmt: skip
         )
         try:
-            return self._submit_refund(provider, reserved)
+            return self._submit_refund(provider, reserved, actor)
         except ProviderError as error:
             if not error.retryable:
                 raise
             # Reserved, and the provider did not answer: the sweep asks again with the same key.
             return self._read(lambda conn: records.load_refund(conn, reserved.id))
 
-    def _submit_refund(self, provider: PaymentProvider, refund: Refund) -> Refund:
+    def _submit_refund(self, provider: PaymentProvider, refund: Refund, actor: Actor | None = None) -> Refund:
         attempt = self.get_attempt(refund.attempt_public_id)
         assert attempt.provider_payment_id is not None
         try:
@@ -488,18 +498,22 @@ class PaymentService:
             if error.retryable:
                 log.warning("refund left pending: %s", error.code, extra={"refund": refund.public_id})
                 raise
-            self._write(lambda conn: refunds.fail(conn, refund.id, error.code, error.message, now=self.clock()))
+            self._write(
+                lambda conn: refunds.fail(conn, refund.id, error.code, error.message, now=self.clock(), actor=actor)
+            )
             raise
-        return self._apply_refund(refund, result)
+        return self._apply_refund(refund, result, actor)
 
-    def _apply_refund(self, refund: Refund, result: ProviderRefund) -> Refund:
+    def _apply_refund(self, refund: Refund, result: ProviderRefund, actor: Actor | None = None) -> Refund:
         if result.status == "succeeded":
-            return self._write(lambda conn: refunds.complete(conn, self.ctx, refund.id, result.id, now=self.clock()))
+            return self._write(
+                lambda conn: refunds.complete(conn, self.ctx, refund.id, result.id, now=self.clock(), actor=actor)
+            )
         if result.status in ("failed", "canceled"):
             return self._write(
                 lambda conn: refunds.fail(
                     conn, refund.id, f"provider.refund_{result.status}", result.failure_reason or result.status,
-                    now=self.clock(),
+                    now=self.clock(), actor=actor,
                 )  # fmt: skip
             )
         return self._write(lambda conn: refunds.remember_provider_id(conn, refund.id, result.id, now=self.clock()))

@@ -439,3 +439,19 @@ def test_invoice_payments_summarises_what_the_resident_page_shows(engine: Engine
     assert summary.receipt.receipt_number == summary.settled.receipt_number
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(overpayments)).scalar_one() == 0
+
+
+def test_a_webhook_style_intent_is_dated_by_its_charge_not_by_its_arrival(
+    engine: Engine, service: PaymentService, clock: Clock, sandbox: SandboxServer
+) -> None:
+    attempt = service.start_or_join(issue(engine).public_id)
+    intent = sandbox.stripe_client(api_key=API_KEY).v1.payment_intents.confirm(
+        attempt.provider_payment_id, params={"payment_method": "pm_card_visa", "return_url": RETURN_URL}
+    )
+    as_delivered = ProviderPayment.from_stripe(intent.to_dict())  # latest_charge is only an id
+    assert as_delivered.succeeded_at is None
+    clock.advance(hours=5)  # the notice arrives late
+    paid = service.apply_provider_outcome(as_delivered)
+    assert paid.succeeded_at is not None and paid.succeeded_at < clock.now - timedelta(hours=4)
+    receipt = service.receipt_for_attempt(paid.public_id)
+    assert receipt is not None and receipt.paid_at == paid.succeeded_at
