@@ -33,6 +33,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+import ledger
 from bench._common import (
     DEFAULT_WORKDIR,
     PG_SERVER_URL,
@@ -53,7 +54,6 @@ from invoices.late_fee import RateTable
 from invoices.model import InvoiceContext
 from invoices.pii import PiiCipher
 from invoices.tokens import KeyRing
-import ledger
 from ledger.db import create_engine
 from ledger.schema import entries as ledger_entries
 
@@ -63,7 +63,13 @@ SURNAMES = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本"
 GIVEN = ("太郎", "花子", "一郎", "美咲", "健太", "陽菜", "翔", "結衣", "大輔", "さくら")
 WARDS = ("中央区", "北区", "南区", "東区", "西区", "港区")
 # (code, installments): taxes billed by installment, and a fee.
-SCHEDULE = (("FIXED_ASSET", 4), ("CITY_PLANNING", 4), ("RESIDENT_TAX", 4), ("NHI_TAX", 10), ("LIGHT_VEHICLE", 1))
+SCHEDULE = (
+    ("FIXED_ASSET", 4),
+    ("CITY_PLANNING", 4),
+    ("RESIDENT_TAX", 4),
+    ("NHI_TAX", 10),
+    ("LIGHT_VEHICLE", 1),
+)
 
 
 def _key(seed: int) -> str:
@@ -114,8 +120,14 @@ def generate(path: Path, rows: int, *, seed: int = 3) -> int:
     return total
 
 
-def run(kind: str, detail: str, csv_path: Path, rows: int, total: int, workdir: Path, server_url: str) -> list[object]:
-    url = recreate_sqlite(workdir / "invoices_import.sqlite3") if kind == "sqlite" else recreate_postgres(server_url, PG_DATABASE)
+def run(
+    kind: str, detail: str, csv_path: Path, rows: int, total: int, workdir: Path, server_url: str
+) -> list[object]:
+    url = (
+        recreate_sqlite(workdir / "invoices_import.sqlite3")
+        if kind == "sqlite"
+        else recreate_postgres(server_url, PG_DATABASE)
+    )
     engine = create_engine(url)
     try:
         prepare_database(engine)
@@ -126,13 +138,20 @@ def run(kind: str, detail: str, csv_path: Path, rows: int, total: int, workdir: 
             slips: list[IssuedSlip] = []
 
             def sink(slip: IssuedSlip) -> None:
-                writer.writerow([slip.code.notice_number, slip.external_ref, slip.code.token, slip.code.confirmation_code])
+                writer.writerow(
+                    [slip.code.notice_number, slip.external_ref, slip.code.token, slip.code.confirmation_code]
+                )
                 if len(slips) < 3:
                     slips.append(slip)
 
             with open(csv_path, "rb") as stream, stopwatch() as first:
                 report = import_invoices_csv(
-                    engine, stream, ctx=ctx, actor="bench", on_issued=sink, ledger_detail=detail  # type: ignore[arg-type]
+                    engine,
+                    stream,
+                    ctx=ctx,
+                    actor="bench",
+                    on_issued=sink,
+                    ledger_detail=detail,  # type: ignore[arg-type]
                 )
         with open(csv_path, "rb") as stream, stopwatch() as again:
             replay = import_invoices_csv(engine, stream, ctx=ctx, actor="bench")
@@ -164,7 +183,9 @@ def run(kind: str, detail: str, csv_path: Path, rows: int, total: int, workdir: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.invoices_import", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.invoices_import", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument(
@@ -174,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="調定 entries: one per 1,000-row batch with a line pair per tax code (the default), or one per invoice",
     )
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where files go")
-    parser.add_argument("--postgres-url", default=PG_SERVER_URL, help="server; only nofu_bench_invoices is used")
+    parser.add_argument(
+        "--postgres-url", default=PG_SERVER_URL, help="server; only nofu_bench_invoices is used"
+    )
     options = parser.parse_args(argv)
     kinds = ["sqlite", "postgresql"] if options.db == "both" else [options.db]
     if "postgresql" in kinds and not postgres_reachable(options.postgres_url):
@@ -184,8 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stopwatch() as made:
         total = generate(csv_path, options.rows)
     size = csv_path.stat().st_size
-    print(f"machine: {machine()}" + (f", PostgreSQL {postgres_version(options.postgres_url)}" if "postgresql" in kinds else ""))
-    print(f"file: {csv_path} ({options.rows:,} rows, {size / 1e6:.1f} MB Shift_JIS, generated in {made.seconds:.1f} s)")
+    print(
+        f"machine: {machine()}"
+        + (f", PostgreSQL {postgres_version(options.postgres_url)}" if "postgresql" in kinds else "")
+    )
+    print(
+        f"file: {csv_path} ({options.rows:,} rows, {size / 1e6:.1f} MB Shift_JIS, generated in {made.seconds:.1f} s)"
+    )
     details = ["batch", "invoice"] if options.ledger_detail == "both" else [options.ledger_detail]
     results = [
         run(kind, detail, csv_path, options.rows, total, options.workdir, options.postgres_url)
@@ -194,12 +222,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(
         table(
-            ["database", "ledger entries", "rows", "import s", "rows/s", "re-import s", f"≤ {GOAL_SECONDS:.0f} s/100k"],
+            [
+                "database",
+                "ledger entries",
+                "rows",
+                "import s",
+                "rows/s",
+                "re-import s",
+                f"≤ {GOAL_SECONDS:.0f} s/100k",
+            ],
             results,
         )
     )
-    print("import = size check + encoding detection + validation pass + issue pass (one transaction) "
-          "+ signed payment code per invoice; re-import = the same file again, every row skipped")
+    print(
+        "import = size check + encoding detection + validation pass + issue pass (one transaction) "
+        "+ signed payment code per invoice; re-import = the same file again, every row skipped"
+    )
     csv_path.unlink()
     return 0
 

@@ -11,7 +11,9 @@ from ledger import AccountSpec, ensure_account
 
 def catalog_accounts(entry: CatalogEntry) -> tuple[AccountSpec, AccountSpec]:
     return (
-        AccountSpec(entry.receivable_account, f"未収金 {entry.name_ja}", f"Receivable: {entry.name_en}", "debit"),
+        AccountSpec(
+            entry.receivable_account, f"未収金 {entry.name_ja}", f"Receivable: {entry.name_en}", "debit"
+        ),
         AccountSpec(entry.revenue_account, entry.name_ja, entry.name_en, "credit"),
     )
 

@@ -31,7 +31,7 @@ from invoices.records import (
 )
 from invoices.schema import MAX_TOKEN_GENERATION
 from invoices.validation import check_amount
-from ledger import Line, post_many
+from ledger import EntryRequest, Line, post_many
 from ledger.clock import utc_now
 
 log = logging.getLogger("nofu.invoices")
@@ -69,22 +69,24 @@ def amend_invoice(
     delta_overpaid = max(paid - new, 0) - max(paid - old, 0)
     today = ctx.today()
     label = f"更正 {entry.name_ja} ¥{old:,}→¥{new:,}"
+
+    def entry(suffix: str, text: str, debit: str, credit: str, amount: int) -> EntryRequest:
+        return change_entry(
+            invoice, suffix, text, (Line.debit(debit, amount), Line.credit(credit, amount)), today
+        )
+
     requests = []
     if delta_receivable > 0:
-        requests.append(
-            change_entry(invoice, "receivable", label, (Line.debit(receivable, delta_receivable), Line.credit(revenue, delta_receivable)), today)
-        )
+        requests.append(entry("receivable", label, receivable, revenue, delta_receivable))
     elif delta_receivable < 0:
-        requests.append(
-            change_entry(invoice, "receivable", label, (Line.debit(revenue, -delta_receivable), Line.credit(receivable, -delta_receivable)), today)
-        )
+        requests.append(entry("receivable", label, revenue, receivable, -delta_receivable))
     if delta_overpaid > 0:
         requests.append(
-            change_entry(invoice, "overpayment", f"{label} 過誤納金", (Line.debit(revenue, delta_overpaid), Line.credit(OVERPAYMENTS_ACCOUNT, delta_overpaid)), today)
+            entry("overpayment", f"{label} 過誤納金", revenue, OVERPAYMENTS_ACCOUNT, delta_overpaid)
         )
     elif delta_overpaid < 0:
         requests.append(
-            change_entry(invoice, "overpayment", f"{label} 過誤納金充当", (Line.debit(OVERPAYMENTS_ACCOUNT, -delta_overpaid), Line.credit(revenue, -delta_overpaid)), today)
+            entry("overpayment", f"{label} 過誤納金充当", OVERPAYMENTS_ACCOUNT, revenue, -delta_overpaid)
         )
     now = utc_now()
     posted = post_many(conn, requests, now=now)

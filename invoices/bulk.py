@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,8 +25,7 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, o
         _sqlite_executemany(conn, table, rows)
         return
     columns = list(rows[0])
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
+    dbapi = cast(Any, conn.connection.dbapi_connection)  # a psycopg.Connection
     with dbapi.cursor() as cursor:
         with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
@@ -37,11 +37,11 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: Sequence[Mappin
     spends more time building parameters per row than SQLite spends inserting them)."""
     columns = list(rows[0])
     dialect = conn.dialect
-    converters: list[tuple[int, Callable[[object], object], dict[object, object]]] = []
+    converters: list[tuple[int, Callable[[Any], Any], dict[object, object]]] = []
     for index, name in enumerate(columns):
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            converters.append((index, process, {}))
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            converters.append((index, processor, {}))
     getter = operator.itemgetter(*columns)
     values = []
     for row in rows:
@@ -56,9 +56,7 @@ def _sqlite_executemany(conn: Connection, table: sa.Table, rows: Sequence[Mappin
                 value[index] = converted
         values.append(tuple(value))
     placeholders = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})", values
-    )
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})", values)
 
 
 def next_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
@@ -69,7 +67,7 @@ def next_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
     free; a ``INTEGER PRIMARY KEY`` without AUTOINCREMENT would hand out the same ones.
     """
     if conn.dialect.name == "postgresql":
-        return list(
+        return sorted(
             conn.scalars(
                 sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
                 {"t": table.name, "n": count},
@@ -87,13 +85,13 @@ def unprepared(conn: Connection) -> Iterator[None]:
     generic plan made while the table was small (a first import starts on an empty table): for a
     look-up of 1,000 keys that is a sequential scan, seconds per batch on a large table.
     """
-    dbapi = conn.connection.dbapi_connection
+    dbapi = cast(Any, conn.connection.dbapi_connection)  # a psycopg.Connection
     if conn.dialect.name != "postgresql" or dbapi is None:
         yield
         return
-    threshold = dbapi.prepare_threshold  # type: ignore[attr-defined]
-    dbapi.prepare_threshold = None  # type: ignore[attr-defined]
+    threshold = dbapi.prepare_threshold
+    dbapi.prepare_threshold = None
     try:
         yield
     finally:
-        dbapi.prepare_threshold = threshold  # type: ignore[attr-defined]
+        dbapi.prepare_threshold = threshold

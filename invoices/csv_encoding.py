@@ -84,7 +84,12 @@ def detect_encoding(f: BinaryIO, start: int = 0) -> Detected:
         return Detected(
             None,
             digest,
-            RowError(0, None, "invoice_import.unsupported_encoding", "UTF-16/UTF-32 files are not accepted: export as UTF-8 or Shift_JIS"),
+            RowError(
+                0,
+                None,
+                "invoice_import.unsupported_encoding",
+                "UTF-16/UTF-32 files are not accepted: export as UTF-8 or Shift_JIS",
+            ),
         )
     if not bad:
         return Detected(UTF8, digest, None)

@@ -51,7 +51,7 @@ class InvoiceError(Exception):
 class InvalidInvoice(InvoiceError):
     """Input that breaks a rule. The instance's ``code`` says which (see the module docstring)."""
 
-    code = "invoice.invalid"  # type: ignore[misc]
+    code = "invoice.invalid"
 
     def __init__(self, code: str, message: str, /, *, field: str | None = None, **detail: Any) -> None:
         super().__init__(message, field=field, **detail)
@@ -134,8 +134,7 @@ class ImportRejected(ImportError_):
         rows = len({e.line for e in errors})
         more = f" (first {len(errors)} listed)" if error_count > len(errors) else ""
         super().__init__(
-            f"the file was refused, nothing was written: {error_count} problem(s) in {rows} "
-            f"line(s){more}",
+            f"the file was refused, nothing was written: {error_count} problem(s) in {rows} line(s){more}",
             error_count=error_count,
         )
         self.errors = errors

@@ -235,12 +235,19 @@ class _Parser:
         self.today = today
         self.by_name = {entry.name_ja: entry.code for entry in ctx.catalog}
 
-    def parse(self, line: int, fields: list[str], *, trusted: bool = False) -> tuple[_Row | None, list[RowError]]:
+    def parse(
+        self, line: int, fields: list[str], *, trusted: bool = False
+    ) -> tuple[_Row | None, list[RowError]]:
         """The row's request, or its problems. ``trusted`` skips the rules: the second pass reads
         the very bytes the first pass validated, under the same lock."""
         if len(fields) != self.width:
             return None, [
-                RowError(line, None, "invoice_import.wrong_field_count", f"the row has {len(fields)} fields; the header has {self.width}")
+                RowError(
+                    line,
+                    None,
+                    "invoice_import.wrong_field_count",
+                    f"the row has {len(fields)} fields; the header has {self.width}",
+                )
             ]
         (
             external_ref,
@@ -288,7 +295,11 @@ class _Parser:
                     raise ValueError
                 return date(int(match[1]), int(match[2]), int(match[3]))
             except ValueError:
-                bad(column, "invoice.invalid_date", f"{column} is not a real date written YYYY-MM-DD or YYYY/MM/DD")
+                bad(
+                    column,
+                    "invoice.invalid_date",
+                    f"{column} is not a real date written YYYY-MM-DD or YYYY/MM/DD",
+                )
                 return None
 
         if not external_ref:
@@ -318,7 +329,12 @@ class _Parser:
         )
         if trusted:
             parsed_number = parse_notice_number(request.notice_number) if request.notice_number else None
-            return _Row(line, request, parsed_number, issue_digest(request, parsed_number.digits if parsed_number else None)), []
+            return _Row(
+                line,
+                request,
+                parsed_number,
+                issue_digest(request, parsed_number.digits if parsed_number else None),
+            ), []
         parsed_number, problems = check(request, self.ctx.catalog, self.today)
         for problem in problems:
             column = problem.field or ""
@@ -338,21 +354,30 @@ class _Parser:
 
 def _header(fields: list[str] | None) -> tuple[list[str] | None, list[RowError]]:
     if fields is None:
-        return None, [RowError(0, None, "invoice_import.empty_file", "the file is empty: a header row is required")]
+        return None, [
+            RowError(0, None, "invoice_import.empty_file", "the file is empty: a header row is required")
+        ]
     names = [ALIASES.get(f.strip(), f.strip().lower()) for f in fields]
     errors = []
     seen: set[str] = set()
     for name, raw in zip(names, fields, strict=True):
         if name not in COLUMNS:
             errors.append(
-                RowError(1, raw.strip()[:64] or None, "invoice_import.unknown_column", "unknown column (see docs/invoices.md for the columns)")
+                RowError(
+                    1,
+                    raw.strip()[:64] or None,
+                    "invoice_import.unknown_column",
+                    "unknown column (see docs/invoices.md for the columns)",
+                )
             )
         elif name in seen:
             errors.append(RowError(1, name, "invoice_import.duplicate_column", "the column appears twice"))
         seen.add(name)
     missing = sorted(REQUIRED - seen, key=COLUMNS.index)
     for name in missing:
-        errors.append(RowError(1, name, "invoice_import.missing_columns", f"required column {name} is missing"))
+        errors.append(
+            RowError(1, name, "invoice_import.missing_columns", f"required column {name} is missing")
+        )
     return names, errors
 
 
@@ -385,11 +410,21 @@ def _classify(
                 skipped += 1
             else:
                 clashes.append(
-                    RowError(row.line, "external_ref", "invoice.external_ref_conflict", "an invoice with this external_ref was issued before with other content")
+                    RowError(
+                        row.line,
+                        "external_ref",
+                        "invoice.external_ref_conflict",
+                        "an invoice with this external_ref was issued before with other content",
+                    )
                 )
         elif row.number is not None and row.number.digits in taken:
             clashes.append(
-                RowError(row.line, "notice_number", "invoice.duplicate_notice_number", "this notice number is already used by another invoice")
+                RowError(
+                    row.line,
+                    "notice_number",
+                    "invoice.duplicate_notice_number",
+                    "this notice number is already used by another invoice",
+                )
             )
         else:
             fresh.append(row)
@@ -410,7 +445,13 @@ class _Plan:
 
 
 def _first_pass(
-    conn: Connection, ctx: InvoiceContext, f: BinaryIO, start: int, encoding: str, today: date, errors: _Errors
+    conn: Connection,
+    ctx: InvoiceContext,
+    f: BinaryIO,
+    start: int,
+    encoding: str,
+    today: date,
+    errors: _Errors,
 ) -> _Plan:
     plan = _Plan()
     text, reader = _reader(f, start, encoding)
@@ -438,7 +479,9 @@ def _first_pass(
         try:
             header, problems = _header(next(reader, None))
         except csv.Error as exc:
-            errors.add(RowError(1, None, "invoice_import.malformed_csv", f"the header is not valid CSV ({exc})"))
+            errors.add(
+                RowError(1, None, "invoice_import.malformed_csv", f"the header is not valid CSV ({exc})")
+            )
             return plan
         for problem in problems:
             errors.add(problem)
@@ -454,7 +497,9 @@ def _first_pass(
             except csv.Error as exc:
                 line_num = reader.line_num  # type: ignore[attr-defined]
                 pending.append(
-                    RowError(line_num, None, "invoice_import.malformed_csv", f"not valid CSV from here on ({exc})")
+                    RowError(
+                        line_num, None, "invoice_import.malformed_csv", f"not valid CSV from here on ({exc})"
+                    )
                 )
                 break
             plan.rows += 1
@@ -467,7 +512,12 @@ def _first_pass(
             duplicate = False
             if ref in seen_refs:
                 pending.append(
-                    RowError(line, "external_ref", "invoice_import.duplicate_external_ref", f"external_ref repeats line {seen_refs[ref]}")
+                    RowError(
+                        line,
+                        "external_ref",
+                        "invoice_import.duplicate_external_ref",
+                        f"external_ref repeats line {seen_refs[ref]}",
+                    )
                 )
                 duplicate = True
             else:
@@ -475,7 +525,12 @@ def _first_pass(
             if row.number is not None:
                 if row.number.digits in seen_numbers:
                     pending.append(
-                        RowError(line, "notice_number", "invoice.duplicate_notice_number", f"notice_number repeats line {seen_numbers[row.number.digits]}")
+                        RowError(
+                            line,
+                            "notice_number",
+                            "invoice.duplicate_notice_number",
+                            f"notice_number repeats line {seen_numbers[row.number.digits]}",
+                        )
                     )
                     duplicate = True
                 else:
@@ -537,7 +592,14 @@ def _second_pass(
                     f"調定 一括取込 #{import_id} 第{batches}群 {len(items)}件",
                 )
             write_invoices(
-                conn, ctx, items, actor=actor, today=today, now=now, import_id=import_id, batch_entry=batch_entry
+                conn,
+                ctx,
+                items,
+                actor=actor,
+                today=today,
+                now=now,
+                import_id=import_id,
+                batch_entry=batch_entry,
             )
             batch.clear()
             return len(items)
@@ -615,7 +677,16 @@ def import_invoices_csv(
                 .returning(imports.c.id)
             ).scalar_one()
             issued = _second_pass(
-                conn, ctx, f, start, encoding, today, plan, actor=actor, import_id=import_id, ledger_detail=ledger_detail
+                conn,
+                ctx,
+                f,
+                start,
+                encoding,
+                today,
+                plan,
+                actor=actor,
+                import_id=import_id,
+                ledger_detail=ledger_detail,
             )
             if issued != to_issue:
                 raise AssertionError(f"issued {issued} rows, planned {to_issue}")
@@ -645,17 +716,32 @@ def import_invoices_csv(
     )
     log.info(
         "invoice import done",
-        extra={"actor": actor, "import_id": import_id, "issued": issued, "skipped": plan.skipped, "encoding": encoding},
+        extra={
+            "actor": actor,
+            "import_id": import_id,
+            "issued": issued,
+            "skipped": plan.skipped,
+            "encoding": encoding,
+        },
     )
     return report
 
 
-def _emit_codes(engine: Engine, ctx: InvoiceContext, import_id: int, sink: Callable[[IssuedSlip], None]) -> None:
+def _emit_codes(
+    engine: Engine, ctx: InvoiceContext, import_id: int, sink: Callable[[IssuedSlip], None]
+) -> None:
     """Sign each new invoice's payment code, a page of rows at a time (keyset on id)."""
     assert ctx.keyring is not None
     after = 0
-    columns = (invoices.c.id, invoices.c.public_id, invoices.c.notice_number, invoices.c.fiscal_year,
-               invoices.c.sequence, invoices.c.token_generation, invoices.c.external_ref)
+    columns = (
+        invoices.c.id,
+        invoices.c.public_id,
+        invoices.c.notice_number,
+        invoices.c.fiscal_year,
+        invoices.c.sequence,
+        invoices.c.token_generation,
+        invoices.c.external_ref,
+    )
     while True:
         with read_transaction(engine) as conn:
             rows = conn.execute(
@@ -668,6 +754,11 @@ def _emit_codes(engine: Engine, ctx: InvoiceContext, import_id: int, sink: Calla
             return
         for row in rows:
             display = f"{row.fiscal_year:04d}-{row.sequence:08d}-{row.notice_number[-1]}"
-            sink(IssuedSlip(row.external_ref, row.public_id, payment_code(ctx.keyring, row.public_id, display, row.token_generation)))
+            sink(
+                IssuedSlip(
+                    row.external_ref,
+                    row.public_id,
+                    payment_code(ctx.keyring, row.public_id, display, row.token_generation),
+                )
+            )
         after = rows[-1].id
-

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -115,9 +116,7 @@ def write_invoices(
         for (_, display, _), entry_posted in zip(prepared, posted, strict=True):
             if entry_posted.replayed:
                 # The ledger already has this notice number's issue entry: the number was used.
-                raise DuplicateNoticeNumber(
-                    "this notice number was issued before", notice_number=display
-                )
+                raise DuplicateNoticeNumber("this notice number was issued before", notice_number=display)
         entry_ids = [p.id for p in posted]
     else:
         key, description = batch_entry
@@ -162,7 +161,10 @@ def write_invoices(
         conn,
         changes,
         issue_change_rows(
-            [(invoice_id, row["amount"], row["issue_entry_id"]) for invoice_id, row in zip(ids, rows, strict=True)],
+            [
+                (invoice_id, item.request.amount, entry_id)
+                for invoice_id, (item, _, _), entry_id in zip(ids, prepared, entry_ids, strict=True)
+            ],
             actor=actor,
             now=now,
         ),
@@ -183,7 +185,10 @@ def batch_issue_entry(
     lines: list[Line] = []
     for code in sorted(totals):
         entry = ctx.catalog.get(code)
-        lines += [Line.debit(entry.receivable_account, totals[code]), Line.credit(entry.revenue_account, totals[code])]
+        lines += [
+            Line.debit(entry.receivable_account, totals[code]),
+            Line.credit(entry.revenue_account, totals[code]),
+        ]
     return EntryRequest(
         effective_date=today,
         description=description,
@@ -193,7 +198,7 @@ def batch_issue_entry(
     )
 
 
-def _same(row: sa.Row, request: IssueRequest, digest: str, ctx: InvoiceContext) -> bool:
+def _same(row: sa.Row[Any], request: IssueRequest, digest: str, ctx: InvoiceContext) -> bool:
     return row.issue_digest == digest and same_payer(ctx.pii, row, request)
 
 
@@ -282,9 +287,7 @@ def _existing(
         row = conn.execute(sa.select(invoices).where(invoices.c.notice_number == digits)).first()
         if row is not None:
             if row.external_ref != req.external_ref or not _same(row, req, digest, ctx):
-                raise DuplicateNoticeNumber(
-                    "an invoice with this notice number exists", notice_number=digits
-                )
+                raise DuplicateNoticeNumber("an invoice with this notice number exists", notice_number=digits)
             return to_invoice(row)
     return None
 

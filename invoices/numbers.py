@@ -30,11 +30,12 @@ def _ensure_row(conn: Connection, fiscal_year: int) -> None:
 def lock_year(conn: Connection, fiscal_year: int) -> int:
     """Lock the year's sequence row (creating it) and return its next sequence."""
     _ensure_row(conn, fiscal_year)
-    return conn.execute(
+    next_sequence: int = conn.execute(
         sa.select(number_sequences.c.next_sequence)
         .where(number_sequences.c.fiscal_year == fiscal_year)
         .with_for_update()
     ).scalar_one()
+    return next_sequence
 
 
 def allocate(conn: Connection, fiscal_year: int, count: int = 1) -> int:

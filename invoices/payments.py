@@ -48,13 +48,17 @@ REFUND_REASON = "refund"
 
 def _check_reference(reference: object) -> str:
     if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 200:
-        raise InvalidInvoice("invoice.missing_value", "reference is required (≤ 200 characters)", field="reference")
+        raise InvalidInvoice(
+            "invoice.missing_value", "reference is required (≤ 200 characters)", field="reference"
+        )
     return reference.strip()
 
 
 def _check_late_fee(late_fee: object) -> int:
     if isinstance(late_fee, bool) or not isinstance(late_fee, int):
-        raise InvalidInvoice("invoice.amount_not_integer", "late_fee must be a whole number of yen", field="late_fee")
+        raise InvalidInvoice(
+            "invoice.amount_not_integer", "late_fee must be a whole number of yen", field="late_fee"
+        )
     if late_fee < 0:
         raise InvalidInvoice("invoice.amount_negative", "late_fee must not be negative", field="late_fee")
     if late_fee > MAX_INVOICE_AMOUNT:
@@ -174,7 +178,9 @@ def record_refund(
     ``principal`` cannot exceed what was paid.
     """
     if isinstance(principal, bool) or not isinstance(principal, int) or principal < 0:
-        raise InvalidInvoice("invoice.amount_not_integer", "principal must be a whole number of yen ≥ 0", field="principal")
+        raise InvalidInvoice(
+            "invoice.amount_not_integer", "principal must be a whole number of yen ≥ 0", field="principal"
+        )
     late_fee = _check_late_fee(late_fee)
     if principal + late_fee == 0:
         raise InvalidInvoice("invoice.amount_zero", "nothing to refund", field="principal")
@@ -185,7 +191,9 @@ def record_refund(
     if _applied(conn, invoice, reference):
         row = conn.execute(
             sa.select(changes.c.ledger_entry_id).where(
-                changes.c.invoice_id == invoice.id, changes.c.kind == "payment", changes.c.reference == reference
+                changes.c.invoice_id == invoice.id,
+                changes.c.kind == "payment",
+                changes.c.reference == reference,
             )
         ).one()
         return load(conn, number), int(row.ledger_entry_id)

@@ -22,7 +22,9 @@ from ledger.db import run_transaction
 BATCH = 500
 
 
-def reencrypt_batch(conn: Connection, cipher: PiiCipher, *, after_id: int = 0, limit: int = BATCH) -> tuple[int, int]:
+def reencrypt_batch(
+    conn: Connection, cipher: PiiCipher, *, after_id: int = 0, limit: int = BATCH
+) -> tuple[int, int]:
     """Re-encrypt up to ``limit`` rows with id > ``after_id`` not under the active key.
 
     Returns (rows re-encrypted, last id seen; 0 when none was left). Tampered blobs raise

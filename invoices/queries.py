@@ -57,7 +57,9 @@ def _decode_cursor(cursor: str) -> int:
         text = ""
     match = _CURSOR.fullmatch(text) if len(cursor) <= 40 else None
     if match is None:
-        raise InvalidInvoice("invoice.invalid_cursor", "the cursor is not one this service gave out", field="cursor")
+        raise InvalidInvoice(
+            "invoice.invalid_cursor", "the cursor is not one this service gave out", field="cursor"
+        )
     return int(match.group(1))
 
 

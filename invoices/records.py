@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 from invoices.catalog import CatalogEntry
 from invoices.errors import InvalidInvoice, InvoiceCancelled, InvoiceNotFound, StaleVersion
 from invoices.model import Invoice, IssueRequest, Status, pii_aad
-from invoices.notice_number import parse_notice_number, NoticeNumberError
+from invoices.notice_number import NoticeNumberError, parse_notice_number
 from invoices.pii import PiiCipher, PiiError
 from invoices.schema import changes, invoices
 from ledger import EntryRequest, Line
@@ -48,7 +49,7 @@ def check_reason(reason: object) -> str:
     return reason.strip()
 
 
-def to_invoice(row: sa.Row) -> Invoice:
+def to_invoice(row: sa.Row[Any]) -> Invoice:
     return Invoice(
         id=row.id,
         public_id=row.public_id,
@@ -125,7 +126,7 @@ def seal_payer(cipher: PiiCipher, public_id: str, request: IssueRequest) -> dict
     return values
 
 
-def same_payer(cipher: PiiCipher, row: sa.Row | Invoice, request: IssueRequest) -> bool:
+def same_payer(cipher: PiiCipher, row: sa.Row[Any] | Invoice, request: IssueRequest) -> bool:
     """Whether a stored row holds exactly the request's payer data (decrypts to compare)."""
     public_id = row.public_id
     for field_name in PII_FIELDS:

@@ -95,9 +95,7 @@ changes = sa.Table(
     sa.Column("status_after", sa.String(10), nullable=False),
     # The receivable/revenue entry, and the 過誤納金 (2100) entry when one was needed.
     sa.Column("ledger_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True),
-    sa.Column(
-        "overpayment_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True
-    ),
+    sa.Column("overpayment_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("invoice_id", "version", name="uq_invoice_changes_invoice_version"),
 )

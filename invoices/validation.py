@@ -10,6 +10,7 @@ import re
 import unicodedata
 from dataclasses import replace
 from datetime import date, datetime
+from typing import Any
 
 from invoices.catalog import Catalog, CatalogEntry
 from invoices.errors import InvalidInvoice
@@ -23,11 +24,11 @@ EXTERNAL_REF = re.compile(r"[\x21-\x7e]{1,64}")
 MAX_LENGTHS = {"payer_name": 200, "payer_address": 500, "payer_contact": 200}
 
 
-def _strip(value: object) -> object:
+def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def _optional(value: object) -> object:
+def _optional(value: Any) -> Any:
     """Stripped text, or None when empty; anything that is not text is left for ``check``."""
     if isinstance(value, str):
         return value.replace("\r\n", "\n").replace("\r", "\n").strip() or None
@@ -79,9 +80,7 @@ def _bad_text(value: str, allowed: str = "") -> bool:
     # Control and format characters have no place on a printed notice (an address may break lines).
     if value.isprintable():  # fast path: no Cc/Cf/Cs/Co (nor Zs other than the space) at all
         return False
-    return any(
-        unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in allowed for ch in value
-    )
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in allowed for ch in value)
 
 
 def check_text(field: str, value: object, *, required: bool) -> InvalidInvoice | None:
@@ -99,9 +98,7 @@ def check_text(field: str, value: object, *, required: bool) -> InvalidInvoice |
             "invoice.value_too_long", f"{field} is longer than {limit} characters", field=field
         )
     if _bad_text(value, "\n" if field == "payer_address" else ""):
-        return InvalidInvoice(
-            "invoice.invalid_text", f"{field} contains control characters", field=field
-        )
+        return InvalidInvoice("invoice.invalid_text", f"{field} contains control characters", field=field)
     return None
 
 
@@ -213,7 +210,11 @@ def check(
     number = None
     if request.notice_number is not None:
         if not isinstance(request.notice_number, str):
-            add(InvalidInvoice("invoice.invalid_notice_number", "notice_number must be text", field="notice_number"))
+            add(
+                InvalidInvoice(
+                    "invoice.invalid_notice_number", "notice_number must be text", field="notice_number"
+                )
+            )
         else:
             number, error = parse_number(request.notice_number, request.fiscal_year)
             add(error)

@@ -21,13 +21,11 @@ from invoices.pii_rotation import reencrypt_payers
 from invoices.service import InvoiceContext, IssuedSlip, import_invoices_csv
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = sub.add_parser("invoices", help="tax and fee invoices (調定)").add_subparsers(
         dest="invoices_command", required=True
     )
-    p = cmd.add_parser(
-        "import", help="issue invoices from a CSV file (UTF-8 or Shift_JIS): all rows or none"
-    )
+    p = cmd.add_parser("import", help="issue invoices from a CSV file (UTF-8 or Shift_JIS): all rows or none")
     p.add_argument("file", type=Path)
     p.add_argument("--actor", help="who imports (recorded with every invoice); default cli:$USER")
     p.add_argument(
@@ -67,7 +65,12 @@ def import_file(args: argparse.Namespace) -> int:
 
                     def write(slip: IssuedSlip) -> None:
                         writer.writerow(
-                            [slip.code.notice_number, slip.external_ref or "", f"{base}/p/{slip.code.token}", slip.code.confirmation_code]
+                            [
+                                slip.code.notice_number,
+                                slip.external_ref or "",
+                                f"{base}/p/{slip.code.token}",
+                                slip.code.confirmation_code,
+                            ]
                         )
 
                     report = import_invoices_csv(engine, stream, ctx=ctx, actor=actor, on_issued=write)

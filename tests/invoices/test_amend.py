@@ -31,7 +31,9 @@ def issued(engine, amount=10_000):
 
 
 def amend(engine, number, amount, **kw):
-    return tx(engine, lambda c: amend_invoice(c, CTX, number, amount, reason="更正通知", actor="staff:2", **kw))
+    return tx(
+        engine, lambda c: amend_invoice(c, CTX, number, amount, reason="更正通知", actor="staff:2", **kw)
+    )
 
 
 def pay(engine, number, amount, reference="pi_1"):
@@ -63,8 +65,16 @@ def test_increase_posts_receivable_against_revenue(engine):
     assert (after.amount, after.status, after.version) == (12_000, Status.OPEN, 2)
     assert books(engine) == (12_000, 12_000, 0)
     (change,) = [h for h in tx(engine, lambda c: invoice_history(c, inv.notice_number)) if h.kind == "amend"]
-    assert (change.amount_before, change.amount_after, change.reason, change.actor) == (10_000, 12_000, "更正通知", "staff:2")
-    assert entry_lines(engine, change.ledger_entry_id) == [("1100:FIXED_ASSET", "D", 2_000), ("4100:FIXED_ASSET", "C", 2_000)]
+    assert (change.amount_before, change.amount_after, change.reason, change.actor) == (
+        10_000,
+        12_000,
+        "更正通知",
+        "staff:2",
+    )
+    assert entry_lines(engine, change.ledger_entry_id) == [
+        ("1100:FIXED_ASSET", "D", 2_000),
+        ("4100:FIXED_ASSET", "C", 2_000),
+    ]
     assert change.overpayment_entry_id is None
 
 
@@ -74,7 +84,10 @@ def test_reduction_reverses_part_of_the_receivable(engine):
     assert (after.amount, after.status) == (7_000, Status.OPEN)
     assert books(engine) == (7_000, 7_000, 0)
     change = tx(engine, lambda c: invoice_history(c, inv.notice_number))[-1]
-    assert entry_lines(engine, change.ledger_entry_id) == [("4100:FIXED_ASSET", "D", 3_000), ("1100:FIXED_ASSET", "C", 3_000)]
+    assert entry_lines(engine, change.ledger_entry_id) == [
+        ("4100:FIXED_ASSET", "D", 3_000),
+        ("1100:FIXED_ASSET", "C", 3_000),
+    ]
 
 
 def test_reduction_below_the_paid_amount_makes_an_overpayment(engine):
@@ -83,11 +96,19 @@ def test_reduction_below_the_paid_amount_makes_an_overpayment(engine):
     assert paid.status is Status.PAID
     assert books(engine) == (0, 10_000, 0)
     after = amend(engine, inv.notice_number, 6_000)
-    assert (after.amount, after.amount_paid, after.status, after.overpaid_amount) == (6_000, 10_000, Status.OVERPAID, 4_000)
+    assert (after.amount, after.amount_paid, after.status, after.overpaid_amount) == (
+        6_000,
+        10_000,
+        Status.OVERPAID,
+        4_000,
+    )
     assert books(engine) == (0, 6_000, 4_000)
     change = tx(engine, lambda c: invoice_history(c, inv.notice_number))[-1]
     assert change.ledger_entry_id is None  # nothing was left receivable to reverse
-    assert entry_lines(engine, change.overpayment_entry_id) == [("4100:FIXED_ASSET", "D", 4_000), ("2100", "C", 4_000)]
+    assert entry_lines(engine, change.overpayment_entry_id) == [
+        ("4100:FIXED_ASSET", "D", 4_000),
+        ("2100", "C", 4_000),
+    ]
 
 
 def test_reduction_crossing_the_paid_amount_posts_two_entries(engine):
@@ -97,8 +118,14 @@ def test_reduction_crossing_the_paid_amount_posts_two_entries(engine):
     after = amend(engine, inv.notice_number, 8_000)
     assert (after.status, after.amount_paid) == (Status.OVERPAID, 10_000)
     change = tx(engine, lambda c: invoice_history(c, inv.notice_number))[-1]
-    assert entry_lines(engine, change.ledger_entry_id) == [("4100:FIXED_ASSET", "D", 5_000), ("1100:FIXED_ASSET", "C", 5_000)]
-    assert entry_lines(engine, change.overpayment_entry_id) == [("4100:FIXED_ASSET", "D", 2_000), ("2100", "C", 2_000)]
+    assert entry_lines(engine, change.ledger_entry_id) == [
+        ("4100:FIXED_ASSET", "D", 5_000),
+        ("1100:FIXED_ASSET", "C", 5_000),
+    ]
+    assert entry_lines(engine, change.overpayment_entry_id) == [
+        ("4100:FIXED_ASSET", "D", 2_000),
+        ("2100", "C", 2_000),
+    ]
     assert books(engine) == (0, 8_000, 2_000)
 
 
@@ -110,17 +137,25 @@ def test_increase_of_an_overpaid_invoice_uses_the_overpayment_first(engine):
     assert (after.status, after.outstanding) == (Status.OPEN, 1_000)
     assert books(engine) == (1_000, 11_000, 0)
     change = tx(engine, lambda c: invoice_history(c, inv.notice_number))[-1]
-    assert entry_lines(engine, change.overpayment_entry_id) == [("2100", "D", 4_000), ("4100:FIXED_ASSET", "C", 4_000)]
+    assert entry_lines(engine, change.overpayment_entry_id) == [
+        ("2100", "D", 4_000),
+        ("4100:FIXED_ASSET", "C", 4_000),
+    ]
 
 
 def test_cancel_reverses_the_whole_receivable(engine):
     inv = issued(engine)
-    after = tx(engine, lambda c: cancel_invoice(c, CTX, inv.notice_number, reason="賦課取消", actor="staff:3"))
+    after = tx(
+        engine, lambda c: cancel_invoice(c, CTX, inv.notice_number, reason="賦課取消", actor="staff:3")
+    )
     assert (after.status, after.amount, after.outstanding) == (Status.CANCELLED, 0, 0)
     assert books(engine) == (0, 0, 0)
     change = tx(engine, lambda c: invoice_history(c, inv.notice_number))[-1]
     assert (change.kind, change.amount_before, change.amount_after) == ("cancel", 10_000, 0)
-    assert entry_lines(engine, change.ledger_entry_id) == [("4100:FIXED_ASSET", "D", 10_000), ("1100:FIXED_ASSET", "C", 10_000)]
+    assert entry_lines(engine, change.ledger_entry_id) == [
+        ("4100:FIXED_ASSET", "D", 10_000),
+        ("1100:FIXED_ASSET", "C", 10_000),
+    ]
 
 
 def test_a_paid_invoice_cannot_be_cancelled_only_amended(engine):

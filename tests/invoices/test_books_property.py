@@ -35,7 +35,12 @@ ops = st.one_of(
 def _request(code: str, amount: int):
     if code == "BULKY_WASTE":
         return request(tax_code=code, installment=None, amount=amount)
-    return request(tax_code=code, installment=1 if code == "FIXED_ASSET" else 2, amount=amount, due_date=date(2026, 8, 31))
+    return request(
+        tax_code=code,
+        installment=1 if code == "FIXED_ASSET" else 2,
+        amount=amount,
+        due_date=date(2026, 8, 31),
+    )
 
 
 def _all(engine):

@@ -36,7 +36,9 @@ def _race(work):
 @pytest.mark.postgres
 def test_one_idempotency_key_used_at_once_creates_one_invoice(pg_engine):
     results = _race(
-        lambda i: run_transaction(pg_engine, lambda c: issue_invoice(c, CTX, request(), actor="s", idempotency_key="same"))
+        lambda i: run_transaction(
+            pg_engine, lambda c: issue_invoice(c, CTX, request(), actor="s", idempotency_key="same")
+        )
     )
     assert all(not isinstance(r, Exception) for r in results), results
     assert sum(r.created for r in results) == 1
@@ -48,7 +50,8 @@ def test_one_idempotency_key_used_at_once_creates_one_invoice(pg_engine):
 def test_the_same_key_with_other_requests_at_once_conflicts_cleanly(pg_engine):
     results = _race(
         lambda i: run_transaction(
-            pg_engine, lambda c: issue_invoice(c, CTX, request(amount=1000 + i), actor="s", idempotency_key="k")
+            pg_engine,
+            lambda c: issue_invoice(c, CTX, request(amount=1000 + i), actor="s", idempotency_key="k"),
         )
     )
     created = [r for r in results if not isinstance(r, Exception)]
@@ -58,7 +61,11 @@ def test_the_same_key_with_other_requests_at_once_conflicts_cleanly(pg_engine):
 
 @pytest.mark.postgres
 def test_concurrent_issues_get_distinct_consecutive_numbers(pg_engine):
-    _race(lambda i: run_transaction(pg_engine, lambda c: issue_invoice(c, CTX, request(payer_ref=f"P{i}"), actor="s")))
+    _race(
+        lambda i: run_transaction(
+            pg_engine, lambda c: issue_invoice(c, CTX, request(payer_ref=f"P{i}"), actor="s")
+        )
+    )
     with pg_engine.connect() as conn:
         items = list_invoices(conn).items
     assert sorted(i.sequence for i in items) == list(range(1, WRITERS + 1))

@@ -50,7 +50,9 @@ def test_a_good_file_issues_every_row_with_its_ledger_entry(engine):
     assert invoices[2].payer(CTX.pii).name == "納税 者3"
     with engine.connect() as conn:
         assert ledger.trial_balance(conn).balanced and ledger.verify(conn).ok
-        imported = conn.execute(sa.text("SELECT actor, rows_total, rows_issued, file_sha256 FROM invoice_imports")).one()
+        imported = conn.execute(
+            sa.text("SELECT actor, rows_total, rows_issued, file_sha256 FROM invoice_imports")
+        ).one()
     assert tuple(imported)[:3] == ("batch:tax-system", 5, 5)
     assert imported.file_sha256 == report.file_sha256
 
@@ -74,7 +76,10 @@ def test_reimport_with_changed_content_is_refused_row_by_row(engine):
     run_import(engine, csv_bytes([row(i) for i in range(1, 4)]))
     changed = [row(1), row(2, amount=9), row(3, payer_name="別人")]
     exc = rejected(engine, csv_bytes(changed))
-    assert codes(exc) == [(3, "external_ref", "invoice.external_ref_conflict"), (4, "external_ref", "invoice.external_ref_conflict")]
+    assert codes(exc) == [
+        (3, "external_ref", "invoice.external_ref_conflict"),
+        (4, "external_ref", "invoice.external_ref_conflict"),
+    ]
 
 
 def test_shift_jis_file_is_read_as_shift_jis(engine):
@@ -101,7 +106,11 @@ def test_japanese_headers_and_tax_names_and_full_width_digits(engine):
 
 
 def test_assigned_notice_numbers_are_kept_and_allocation_goes_past_them(engine):
-    rows = [row(1, notice_number=make_notice_number(2026, 40)), row(2), row(3, notice_number="2026-00000041-" + make_notice_number(2026, 41)[-1])]
+    rows = [
+        row(1, notice_number=make_notice_number(2026, 40)),
+        row(2),
+        row(3, notice_number="2026-00000041-" + make_notice_number(2026, 41)[-1]),
+    ]
     run_import(engine, csv_bytes(rows))
     assert [i.sequence for i in all_invoices(engine)] == [40, 42, 41]
 
@@ -161,7 +170,13 @@ def test_problems_are_counted_beyond_the_listed_ones(engine):
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ([h for h in HEADER if h not in ("amount", "payer_ref")], [(1, "amount", "invoice_import.missing_columns"), (1, "payer_ref", "invoice_import.missing_columns")]),
+        (
+            [h for h in HEADER if h not in ("amount", "payer_ref")],
+            [
+                (1, "amount", "invoice_import.missing_columns"),
+                (1, "payer_ref", "invoice_import.missing_columns"),
+            ],
+        ),
         ([*HEADER, "amount_due"], [(1, "amount_due", "invoice_import.unknown_column")]),
         ([*HEADER, "amount"], [(1, "amount", "invoice_import.duplicate_column")]),
     ],

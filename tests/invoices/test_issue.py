@@ -140,7 +140,11 @@ def test_external_ref_replays_identical_content_and_refuses_other_content(engine
         ({"installment": None}, "invoice.invalid_installment", "installment"),
         ({"installment": 5}, "invoice.invalid_installment", "installment"),
         ({"notice_number": "2026-00000001-0"}, "invoice.invalid_notice_number", "notice_number"),
-        ({"notice_number": make_notice_number(2025, 1)}, "invoice.notice_number_year_mismatch", "notice_number"),
+        (
+            {"notice_number": make_notice_number(2025, 1)},
+            "invoice.notice_number_year_mismatch",
+            "notice_number",
+        ),
         ({"payer_ref": "12 34"}, "invoice.invalid_payer_ref", "payer_ref"),
         ({"payer_name": "  "}, "invoice.missing_value", "payer_name"),
         ({"payer_name": "x" * 201}, "invoice.value_too_long", "payer_name"),

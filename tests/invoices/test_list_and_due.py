@@ -47,7 +47,9 @@ def test_filters_combine(engine):
         ],
     )
     run_transaction(engine, lambda conn: cancel_invoice(conn, CTX, d.notice_number, reason="r", actor="s"))
-    run_transaction(engine, lambda conn: record_payment(conn, CTX, a.notice_number, a.amount, reference="p", actor="s"))
+    run_transaction(
+        engine, lambda conn: record_payment(conn, CTX, a.notice_number, a.amount, reference="p", actor="s")
+    )
 
     def ids(**filters):
         with engine.connect() as conn:
@@ -66,7 +68,14 @@ def test_filters_combine(engine):
 
 @pytest.mark.parametrize(
     "filters",
-    [{"cursor": "garbage!"}, {"cursor": "YWZ0ZXI6LTE"}, {"limit": 0}, {"limit": 501}, {"status": "partial"}, {"due_from": "2026-01-01"}],
+    [
+        {"cursor": "garbage!"},
+        {"cursor": "YWZ0ZXI6LTE"},
+        {"limit": 0},
+        {"limit": 501},
+        {"status": "partial"},
+        {"due_from": "2026-01-01"},
+    ],
 )
 def test_bad_list_arguments_are_refused(engine, filters):
     with engine.connect() as conn, pytest.raises(InvalidInvoice) as caught:

@@ -18,7 +18,9 @@ NEW = "t2:" + base64.urlsafe_b64encode(bytes(range(64, 96))).decode().rstrip("="
 
 def test_rotation_reencrypts_every_row_once(engine):
     made = [
-        run_transaction(engine, lambda c: issue_invoice(c, CTX, request(payer_contact=None), actor="s")).invoice
+        run_transaction(
+            engine, lambda c: issue_invoice(c, CTX, request(payer_contact=None), actor="s")
+        ).invoice
         for _ in range(3)
     ]
     rotated = PiiCipher.from_config(f"{NEW},{PII_KEY}")
@@ -37,7 +39,10 @@ def test_rotation_refuses_a_tampered_row(engine):
     a = run_transaction(engine, lambda c: issue_invoice(c, CTX, request(), actor="s")).invoice
     b = run_transaction(engine, lambda c: issue_invoice(c, CTX, request(), actor="s")).invoice
     with engine.begin() as conn:  # a blob copied from another row must not be blessed
-        conn.execute(sa.text("UPDATE invoices SET payer_name = :blob WHERE id = :id"), {"blob": a.payer_name_blob, "id": b.id})
+        conn.execute(
+            sa.text("UPDATE invoices SET payer_name = :blob WHERE id = :id"),
+            {"blob": a.payer_name_blob, "id": b.id},
+        )
     with pytest.raises(PiiDecryptError):
         reencrypt_payers(engine, PiiCipher.from_config(f"{NEW},{PII_KEY}"))
     with engine.connect() as conn:

@@ -24,7 +24,8 @@ def test_migration_matches_the_table_definitions(engine):
             c.name for c in table.primary_key.columns
         }
         reflected_fks = {
-            (tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in inspector.get_foreign_keys(table.name)
+            (tuple(fk["constrained_columns"]), fk["referred_table"])
+            for fk in inspector.get_foreign_keys(table.name)
         }
         defined_fks = {((fk.parent.name,), fk.column.table.name) for fk in table.foreign_keys}
         assert reflected_fks == defined_fks, table.name
@@ -42,7 +43,12 @@ def test_migration_matches_the_table_definitions(engine):
 
 def test_money_checks_are_named(engine):
     names = {c["name"] for c in sa.inspect(engine).get_check_constraints("invoices")}
-    expected = {"ck_invoices_amount_range", "ck_invoices_amount_paid_range", "ck_invoices_status", "ck_invoices_status_matches_money"}
+    expected = {
+        "ck_invoices_amount_range",
+        "ck_invoices_amount_paid_range",
+        "ck_invoices_status",
+        "ck_invoices_status_matches_money",
+    }
     if engine.dialect.name == "sqlite":
         expected.add("ck_invoices_money_integer")
     assert expected <= names

@@ -132,9 +132,7 @@ def upgrade() -> None:
         sa.CheckConstraint(hex24, name="public_id_hex"),
         sa.CheckConstraint("fiscal_year BETWEEN 2000 AND 2099", name="fiscal_year_range"),
         sa.CheckConstraint("sequence BETWEEN 1 AND 99999999", name="sequence_range"),
-        sa.CheckConstraint(
-            "installment IS NULL OR installment BETWEEN 1 AND 12", name="installment_range"
-        ),
+        sa.CheckConstraint("installment IS NULL OR installment BETWEEN 1 AND 12", name="installment_range"),
         sa.CheckConstraint("due_date >= issue_date", name="due_after_issue"),
         sa.CheckConstraint("token_generation BETWEEN 0 AND 65535", name="token_generation_range"),
         sa.CheckConstraint("version >= 1", name="version_positive"),
@@ -146,9 +144,7 @@ def upgrade() -> None:
     op.create_index("ix_invoices_payer_ref", "invoices", ["payer_ref"])
     op.create_index("ix_invoices_due_date", "invoices", ["due_date"])
     op.create_index("ix_invoices_status", "invoices", ["status", "id"])
-    op.create_index(
-        "ix_invoices_tax_code_fiscal_year", "invoices", ["tax_code", "fiscal_year", "id"]
-    )
+    op.create_index("ix_invoices_tax_code_fiscal_year", "invoices", ["tax_code", "fiscal_year", "id"])
 
     op.create_table(
         "invoice_changes",
@@ -166,9 +162,7 @@ def upgrade() -> None:
         sa.Column("status_before", sa.String(10), nullable=True),
         sa.Column("status_after", sa.String(10), nullable=False),
         sa.Column("ledger_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True),
-        sa.Column(
-            "overpayment_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True
-        ),
+        sa.Column("overpayment_entry_id", sa.BigInteger, sa.ForeignKey("ledger_entries.id"), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(f"kind IN {CHANGE_KINDS}", name="kind"),
         sa.CheckConstraint(
@@ -180,9 +174,7 @@ def upgrade() -> None:
             "AND paid_after >= 0 AND (paid_before IS NULL OR paid_before >= 0)",
             name="money_range",
         ),
-        sa.CheckConstraint(
-            "(kind = 'issue') = (amount_before IS NULL)", name="issue_has_no_before"
-        ),
+        sa.CheckConstraint("(kind = 'issue') = (amount_before IS NULL)", name="issue_has_no_before"),
         sa.CheckConstraint("length(actor) > 0", name="actor_present"),
         sa.CheckConstraint("version >= 1", name="version_positive"),
         *integer_only("amount_before", "amount_after", "paid_before", "paid_after"),
