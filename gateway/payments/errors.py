@@ -36,7 +36,7 @@ class PaymentError(Exception):
 
 
 class InvalidPaymentRequest(PaymentError):
-    code = "payment.invalid"  # type: ignore[misc]
+    code = "payment.invalid"
 
     def __init__(self, code: str, message: str, /, **detail: Any) -> None:
         super().__init__(message, **detail)
@@ -56,7 +56,7 @@ class PaymentConflict(PaymentError):
 
 
 class InvoiceNotPayable(PaymentConflict):
-    code = "payment.invoice_not_payable"  # type: ignore[misc]
+    code = "payment.invoice_not_payable"
 
     def __init__(self, code: str, message: str, /, **detail: Any) -> None:
         super().__init__(message, **detail)

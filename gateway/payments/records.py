@@ -69,7 +69,7 @@ _receipt_number = (
 )
 
 
-def _attempt_query() -> sa.Select:
+def _attempt_query() -> sa.Select[Any]:
     return sa.select(
         attempts,
         invoices.c.public_id.label("invoice_public_id"),
@@ -81,7 +81,7 @@ def _attempt_query() -> sa.Select:
     ).join(invoices, invoices.c.id == attempts.c.invoice_id)
 
 
-def to_attempt(row: sa.Row) -> Attempt:
+def to_attempt(row: sa.Row[Any]) -> Attempt:
     return Attempt(
         id=row.id,
         public_id=row.public_id,
@@ -176,13 +176,13 @@ def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **value
 # --- refunds ------------------------------------------------------------------------------
 
 
-def _refund_query() -> sa.Select:
+def _refund_query() -> sa.Select[Any]:
     return sa.select(refunds, attempts.c.public_id.label("attempt_public_id")).join(
         attempts, attempts.c.id == refunds.c.attempt_id
     )
 
 
-def to_refund(row: sa.Row) -> Refund:
+def to_refund(row: sa.Row[Any]) -> Refund:
     return Refund(
         id=row.id,
         public_id=row.public_id,
@@ -247,7 +247,7 @@ def update_refund(conn: Connection, refund: Refund, *, now: datetime, **values: 
     return load_refund(conn, refund.id)
 
 
-def refund_totals(conn: Connection, attempt_id: int) -> sa.Row:
+def refund_totals(conn: Connection, attempt_id: int) -> Any:
     """Sums over the attempt's refunds that are not failed: amount and each part."""
     live = refunds.c.status != RefundStatus.FAILED.value
     return conn.execute(
@@ -263,7 +263,7 @@ def refund_totals(conn: Connection, attempt_id: int) -> sa.Row:
 # --- overpayments -------------------------------------------------------------------------
 
 
-def _overpayment_query() -> sa.Select:
+def _overpayment_query() -> sa.Select[Any]:
     return (
         sa.select(
             overpayments,
@@ -276,7 +276,7 @@ def _overpayment_query() -> sa.Select:
     )
 
 
-def to_overpayment(row: sa.Row) -> Overpayment:
+def to_overpayment(row: sa.Row[Any]) -> Overpayment:
     return Overpayment(
         id=row.id,
         attempt_id=row.attempt_id,
@@ -329,6 +329,6 @@ def list_overpayments(
             raise InvalidPaymentRequest("payment.invalid_filter", "status is open or refunded", field="status") from None
     if cursor is not None:
         query = query.where(overpayments.c.id > _decode_cursor(cursor))
-    rows: Sequence[sa.Row] = conn.execute(query.order_by(overpayments.c.id).limit(limit + 1)).all()
+    rows: Sequence[sa.Row[Any]] = conn.execute(query.order_by(overpayments.c.id).limit(limit + 1)).all()
     items = [to_overpayment(row) for row in rows[:limit]]
     return items, (_encode_cursor(items[-1].id) if len(rows) > limit else None)

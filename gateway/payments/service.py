@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -580,7 +580,7 @@ class PaymentService:
 
     # --- receipts -------------------------------------------------------------------------
 
-    def _receipt_query(self) -> sa.Select:
+    def _receipt_query(self) -> sa.Select[Any]:
         return sa.select(
             receipts,
             attempts.c.public_id.label("attempt_public_id"),
@@ -591,7 +591,7 @@ class PaymentService:
             invoices.c.installment,
         ).join(attempts, attempts.c.id == receipts.c.attempt_id).join(invoices, invoices.c.id == receipts.c.invoice_id)
 
-    def _to_receipt(self, row: sa.Row) -> Receipt:
+    def _to_receipt(self, row: sa.Row[Any]) -> Receipt:
         notice = make_notice_number(row.fiscal_year, row.sequence)
         fields = ReceiptFields(
             row.receipt_number, row.kind, notice, to_utc(row.paid_at), row.amount, row.principal,

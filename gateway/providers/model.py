@@ -38,6 +38,10 @@ def _stamp(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, timezone.utc)
 
 
+def _hash(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -87,13 +91,13 @@ class ProviderPayment:
         if data.get("object", "payment_intent") != "payment_intent" or not _text(data.get("id")):
             raise ValueError("not a PaymentIntent")
         charge = data.get("latest_charge")
-        charge_id, succeeded_at = (charge, None) if not isinstance(charge, Mapping) else (
-            charge.get("id"), _stamp(charge.get("created")) if charge.get("status") == "succeeded" else None
-        )
-        error = data.get("last_payment_error") if isinstance(data.get("last_payment_error"), Mapping) else {}
-        action = data.get("next_action") if isinstance(data.get("next_action"), Mapping) else {}
-        redirect = action.get("redirect_to_url") if isinstance(action.get("redirect_to_url"), Mapping) else {}
-        metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+        charge_id, succeeded_at = charge, None
+        if isinstance(charge, Mapping):  # expanded: it says when the money was taken
+            charge_id = charge.get("id")
+            succeeded_at = _stamp(charge.get("created")) if charge.get("status") == "succeeded" else None
+        error = _hash(data.get("last_payment_error"))
+        redirect = _hash(_hash(data.get("next_action")).get("redirect_to_url"))
+        metadata = _hash(data.get("metadata"))
         amount = data.get("amount")
         received = data.get("amount_received")
         return cls(

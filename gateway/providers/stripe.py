@@ -30,8 +30,8 @@ _EXPAND = ["latest_charge"]
 
 
 def _payment_in_error(error: stripe.StripeError) -> ProviderPayment | None:
-    body = error.json_body if isinstance(error.json_body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else {}
+    body: Any = error.json_body if isinstance(error.json_body, dict) else {}
+    inner: Any = body.get("error") if isinstance(body.get("error"), dict) else {}
     intent = inner.get("payment_intent")
     if isinstance(intent, dict):
         try:
