@@ -29,10 +29,7 @@ system-deps:
 	fi
 
 demo: setup
-	$(BIN)/nofu db upgrade
-	$(BIN)/nofu ledger post docs/examples/entries.json
-	$(BIN)/nofu ledger trial-balance
-	$(BIN)/nofu ledger verify
+	$(BIN)/nofu demo $(DEMO_ARGS)
 
 test: setup system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -7,12 +7,24 @@ import sys
 from collections.abc import Sequence
 
 from gateway.commands import db, keys, ledger as ledger_commands, sandbox, serve, tokens as token_commands
-from gateway.commands import reconcile, webhooks as webhook_commands, worker
+from gateway.commands import demo, invoices as invoice_commands, reconcile, webhooks as webhook_commands, worker
 from gateway.schema_version import SchemaOutdated
 from gateway.settings import SettingsError
 from ledger import LedgerError
 
-COMMAND_MODULES = (db, ledger_commands, keys, token_commands, serve, sandbox, webhook_commands, worker, reconcile)
+COMMAND_MODULES = (
+    demo,
+    db,
+    ledger_commands,
+    invoice_commands,
+    keys,
+    token_commands,
+    serve,
+    sandbox,
+    webhook_commands,
+    worker,
+    reconcile,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
