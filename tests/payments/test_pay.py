@@ -455,3 +455,20 @@ def test_a_webhook_style_intent_is_dated_by_its_charge_not_by_its_arrival(
     assert paid.succeeded_at is not None and paid.succeeded_at < clock.now - timedelta(hours=4)
     receipt = service.receipt_for_attempt(paid.public_id)
     assert receipt is not None and receipt.paid_at == paid.succeeded_at
+
+
+def test_a_notice_about_an_intent_whose_create_answer_was_lost_links_it_by_metadata(
+    engine: Engine, clock: Clock, sandbox: SandboxServer
+) -> None:
+    no_retries = PaymentService(engine, CTX, make_provider(sandbox, retries=0), ReceiptKeys.from_config(RECEIPT_KEY), clock=clock)
+    invoice = issue(engine)
+    sandbox.control.fail_api_requests(1, when="after", match="POST /v1/payment_intents")
+    with pytest.raises(ProviderError):
+        no_retries.start_or_join(invoice.public_id)
+    with engine.connect() as conn:
+        attempt_id = conn.execute(sa.select(attempts.c.public_id).where(attempts.c.invoice_id == invoice.id)).scalar_one()
+    (intent,) = intents_for(sandbox, attempt_id)
+    # The webhook (payment_intent.created) is the first we hear of its id.
+    linked = no_retries.apply_provider_outcome(ProviderPayment.from_stripe(intent.to_dict()))
+    assert linked.public_id == attempt_id and linked.provider_payment_id == intent.id and linked.active
+    assert no_retries.start_or_join(invoice.public_id).provider_payment_id == intent.id
