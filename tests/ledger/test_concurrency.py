@@ -92,8 +92,8 @@ def race_postings(engine: Engine, writers: int, per_writer: int) -> None:
                 debit, credit = rng.choice(hot), own[index][1]
             request = transfer(f"t{index}:{number}", debit, credit, amount)
             ids.append(run_transaction(engine, partial(L.post, request=request)).id)
-            # A breath between transactions, so that a writer that just committed does not take
-            # the lock straight back (SQLite's busy handler sleeps) and the writers interleave.
+            # A breath between transactions, so that a writer that just committed does not
+            # always take the lock straight back and the writers interleave.
             time.sleep(rng.uniform(0, 0.002))
             net[debit] += amount
             net[credit] -= amount
@@ -104,8 +104,11 @@ def race_postings(engine: Engine, writers: int, per_writer: int) -> None:
     results = run_together(writers, writer)
     all_ids = [i for ids, _, _ in results for i in ids]
     assert sorted(all_ids) == list(range(1, writers * per_writer + 1)), "an id was given twice or skipped"
-    # The writers really overlapped: some writer's ids are not one contiguous run.
-    assert any(ids != list(range(ids[0], ids[0] + len(ids))) for ids, _, _ in results)
+    if engine.dialect.name == "postgresql":
+        # The writers really overlapped: some writer's ids are not one contiguous run. (Only
+        # asserted where lock waits queue in order: SQLite's busy handler polls with growing
+        # sleeps, so a writer may legitimately win the lock many times in a row.)
+        assert any(ids != list(range(ids[0], ids[0] + len(ids))) for ids, _, _ in results)
     net = merged([n for _, n, _ in results])
     counts = merged([c for _, _, c in results])
     assert_books_match(engine, net, counts, writers * per_writer)
