@@ -676,6 +676,8 @@ def import_invoices_csv(
                 )
                 .returning(imports.c.id)
             ).scalar_one()
+            if not to_issue:  # a re-import of a file already fully imported: nothing to read again
+                return import_id, plan, 0
             issued = _second_pass(
                 conn,
                 ctx,
