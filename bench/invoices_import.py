@@ -171,6 +171,7 @@ def run(
             assert ctx.keyring is not None and ctx.keyring.verify(slip.code.token).ref.hex() == slip.public_id
         with open(codes_path, encoding="utf-8") as f:
             assert sum(1 for _ in f) == rows
+        codes_path.unlink()
         return [
             kind,
             detail,
@@ -185,6 +186,9 @@ def run(
         engine.dispose()
         if kind == "postgresql":
             drop_postgres(server_url, PG_DATABASE)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                (workdir / f"invoices_import.sqlite3{suffix}").unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
