@@ -366,11 +366,15 @@ def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], ro
     would use, minus Core's bookkeeping per row, which cost more than SQLite's own work on
     batched imports (see docs/benchmarks.md)."""
     sql, names, processors = _insert_plan(conn.dialect, table, columns)
-    if any(processors):
-        rows = [
-            tuple(value if convert is None else convert(value) for convert, value in zip(processors, row))
-            for row in rows
-        ]
+    for index, convert in enumerate(processors):
+        if convert is not None:
+            # A batch repeats few dates and one recorded_at: convert each distinct value once.
+            converted: dict = {}
+            for row in rows:
+                value = row[index]
+                if value not in converted:
+                    converted[value] = convert(value)
+            rows = [(*row[:index], converted[row[index]], *row[index + 1 :]) for row in rows]
     params: list = rows if names is None else [dict(zip(names, row)) for row in rows]
     conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
 
