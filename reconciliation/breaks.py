@@ -72,15 +72,18 @@ def merge(conn: Connection, day: date, run_number: int, *, healed_keys: Collecti
         breaks.update().where(back).values(status=BreakStatus.OPEN.value, version=breaks.c.version + 1, updated_at=now)
     )
 
-    def carried(column: str) -> sa.ScalarSelect[object]:
-        return sa.select(tmp_breaks.c[column]).where(tmp_breaks.c.break_key == breaks.c.break_key).scalar_subquery()
-
     conn.execute(
         breaks.update()
-        .where(of_day, found)
-        .values(**{column: carried(column) for column in CARRIED}, detected=True, last_run=run_number)
+        .where(of_day, breaks.c.break_key == tmp_breaks.c.break_key)
+        .values(**{column: tmp_breaks.c[column] for column in CARRIED}, detected=True, last_run=run_number)
     )
-    already = sa.exists().where(breaks.c.business_date == day, breaks.c.break_key == tmp_breaks.c.break_key)
+    # New keys are marked first and inserted from the temporary table: the insert never reads
+    # the table it writes (see staging.tmp_pairs for why that matters on PostgreSQL).
+    conn.execute(
+        tmp_breaks.update()
+        .where(sa.exists().where(breaks.c.business_date == day, breaks.c.break_key == tmp_breaks.c.break_key))
+        .values(known=1)
+    )
     conn.execute(
         breaks.insert().from_select(
             ["business_date", "break_key", *CARRIED, "status", "detected", "first_run", "last_run", "version",
@@ -89,7 +92,7 @@ def merge(conn: Connection, day: date, run_number: int, *, healed_keys: Collecti
                 sa.literal(day, sa.Date), tmp_breaks.c.break_key, *(tmp_breaks.c[c] for c in CARRIED),
                 sa.literal(BreakStatus.OPEN.value), sa.true(), sa.literal(run_number), sa.literal(run_number),
                 sa.literal(1), sa.literal(now, sa.DateTime(timezone=True)), sa.literal(now, sa.DateTime(timezone=True)),
-            ).where(~already),  # fmt: skip
+            ).where(tmp_breaks.c.known == 0),  # fmt: skip
         )
     )
     _fill_tax_codes(conn, day)

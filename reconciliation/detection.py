@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection
 
 from reconciliation.matching import ACTIVE_PAYOUT_STATUSES, PAYOUT_TYPES
 from reconciliation.model import ReconciliationConfig
-from reconciliation.payouts import composition
+from reconciliation.payouts import Compositions
 from reconciliation.schema import bank_lines, matches, payout_matches, payouts, provider_txns
-from reconciliation.staging import tmp_breaks, tmp_items, tmp_unlinked
+from reconciliation.staging import analyze, tmp_breaks, tmp_items, tmp_pairs, tmp_unmatched
 
 COLUMNS = [
     "break_key", "category", "amount", "provider_amount", "ledger_amount", "provider_txn_id", "match_ref",
@@ -83,10 +83,22 @@ def expected_fee_sql(amount: sa.ColumnElement[int], config: ReconciliationConfig
     return (amount * p) // q
 
 
-def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
+def detect(
+    conn: Connection, day: date, config: ReconciliationConfig, compositions: Compositions | None = None
+) -> None:
     """Fill ``recon_tmp_breaks`` with every break of ``day`` (see the module docstring)."""
     txn = provider_txns
-    unmatched = ~sa.exists().where(matches.c.provider_txn_id == txn.c.id)
+    # The day's provider money no match took: one pass, then the few are classified.
+    conn.execute(
+        tmp_unmatched.insert().from_select(
+            ["id"],
+            sa.select(txn.c.id).where(
+                txn.c.business_date == day,
+                txn.c.type.not_in(PAYOUT_TYPES),
+                ~sa.exists().where(matches.c.provider_txn_id == txn.c.id),
+            ),
+        )
+    )
     earlier = provider_txns.alias("earlier")
     has_twin = sa.exists().where(
         earlier.c.match_ref == txn.c.match_ref,
@@ -96,7 +108,6 @@ def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
             sa.and_(earlier.c.created_at == txn.c.created_at, earlier.c.id < txn.c.id),
         ),
     )
-    days_money = sa.and_(txn.c.business_date == day, txn.c.type.not_in(PAYOUT_TYPES), unmatched)
     for category, condition, detail in (
         ("duplicate", has_twin, "決済事業者が同じ決済を重複して計上"),
         ("missing_in_ledger", ~has_twin, "決済事業者の取引が帳簿にない"),
@@ -109,7 +120,10 @@ def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
                     provider_txn_id=txn.c.id, match_ref=txn.c.match_ref, notice_number=txn.c.notice_number,
                     payout_id=txn.c.payout_id, detail=detail,
                 )  # fmt: skip
-            ).where(days_money, condition),
+            )
+            .select_from(tmp_unmatched)
+            .join(txn, txn.c.id == tmp_unmatched.c.id)
+            .where(condition),
         )
 
     matched_item = sa.exists().where(matches.c.match_ref == tmp_items.c.match_ref)
@@ -121,24 +135,25 @@ def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
                 ledger_amount=tmp_items.c.amount, match_ref=tmp_items.c.match_ref, ledger_entry_id=tmp_items.c.entry_id,
                 detail="帳簿にあるが決済事業者の取引がない",
             )  # fmt: skip
-        ).where(tmp_items.c.in_day == 1, ~matched_item),
+        ).where(tmp_items.c.linked == 1, tmp_items.c.in_day == 1, ~matched_item),
     )
 
+    # The day's matches are exactly this run's pairs.
     _add(
         conn,
         sa.select(
             *_row(
-                sa.literal("amount_mismatch:") + matches.c.match_ref, "amount_mismatch",
-                matches.c.provider_amount - matches.c.ledger_amount, provider_amount=matches.c.provider_amount,
-                ledger_amount=matches.c.ledger_amount, provider_txn_id=matches.c.provider_txn_id,
-                match_ref=matches.c.match_ref, ledger_entry_id=tmp_items.c.entry_id, notice_number=txn.c.notice_number,
+                sa.literal("amount_mismatch:") + tmp_pairs.c.match_ref, "amount_mismatch",
+                tmp_pairs.c.provider_amount - tmp_pairs.c.ledger_amount, provider_amount=tmp_pairs.c.provider_amount,
+                ledger_amount=tmp_pairs.c.ledger_amount, provider_txn_id=tmp_pairs.c.provider_txn_id,
+                match_ref=tmp_pairs.c.match_ref, ledger_entry_id=tmp_items.c.entry_id, notice_number=txn.c.notice_number,
                 detail="帳簿と決済事業者で金額が異なる",
             )  # fmt: skip
         )
-        .select_from(matches)
-        .join(txn, txn.c.id == matches.c.provider_txn_id)
-        .outerjoin(tmp_items, tmp_items.c.match_ref == matches.c.match_ref)
-        .where(matches.c.business_date == day, matches.c.ledger_amount != matches.c.provider_amount),
+        .select_from(tmp_pairs)
+        .join(txn, txn.c.id == tmp_pairs.c.provider_txn_id)
+        .join(tmp_items, tmp_items.c.match_ref == tmp_pairs.c.match_ref)
+        .where(tmp_pairs.c.ledger_amount != tmp_pairs.c.provider_amount),
     )
 
     expected = expected_fee_sql(txn.c.amount, config)
@@ -153,17 +168,17 @@ def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
         ).where(txn.c.business_date == day, txn.c.type.in_(FEE_TYPES), txn.c.amount > 0, txn.c.fee != expected),
     )
 
-    _detect_payouts(conn, day)
+    _detect_payouts(conn, day, compositions or Compositions())
 
     _add(
         conn,
         sa.select(
             *_row(
-                sa.literal("unexplained_residual:entry:") + sa.cast(tmp_unlinked.c.entry_id, sa.String),
-                "unexplained_residual", tmp_unlinked.c.amount, ledger_amount=tmp_unlinked.c.amount,
-                ledger_entry_id=tmp_unlinked.c.entry_id, detail="決済代行預け金の仕訳に対応する決済がない",
+                sa.literal("unexplained_residual:entry:") + sa.cast(tmp_items.c.entry_id, sa.String),
+                "unexplained_residual", tmp_items.c.amount, ledger_amount=tmp_items.c.amount,
+                ledger_entry_id=tmp_items.c.entry_id, detail="決済代行預け金の仕訳に対応する決済がない",
             )  # fmt: skip
-        ).where(tmp_unlinked.c.amount != 0),
+        ).where(tmp_items.c.linked == 0, tmp_items.c.in_day == 1, tmp_items.c.amount != 0),
     )
     if config.payout_markers:
         marked = sa.or_(
@@ -184,9 +199,10 @@ def detect(conn: Connection, day: date, config: ReconciliationConfig) -> None:
                 ~sa.exists().where(payout_matches.c.bank_line_id == bank_lines.c.id),
             ),
         )
+    analyze(conn, tmp_breaks)
 
 
-def _detect_payouts(conn: Connection, day: date) -> None:
+def _detect_payouts(conn: Connection, day: date, compositions: Compositions) -> None:
     """Payout breaks. A day has a handful of payouts, so each one's composition is read on its own."""
     due = conn.execute(
         sa.select(payouts.c.id, payouts.c.amount, payouts.c.status, payout_matches.c.bank_line_id)
@@ -206,7 +222,7 @@ def _detect_payouts(conn: Connection, day: date) -> None:
             continue
         if status not in ACTIVE_PAYOUT_STATUSES:
             continue
-        parts = composition(conn, payout_id)
+        parts = compositions.of(conn, payout_id)
         if parts.net != amount:
             rows.append({**base, "break_key": f"amount_mismatch:payout:{payout_id}", "category": "amount_mismatch",
                          "amount": amount - parts.net, "ledger_amount": parts.net,

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from reconciliation.model import ReconciliationConfig
 from reconciliation.schema import bank_lines, matches, payout_matches, payouts, provider_txns
-from reconciliation.staging import tmp_items, window
+from reconciliation.staging import analyze, tmp_items, tmp_pairs, window
 
 # Provider transactions that are payout mechanics, not money of a payment: checked per payout.
 PAYOUT_TYPES = ("payout", "payout_failure", "payout_cancel")
@@ -37,12 +37,17 @@ ACTIVE_PAYOUT_STATUSES = ("pending", "in_transit", "paid")
 
 
 def match_ledger(conn: Connection, day: date, config: ReconciliationConfig) -> int:
-    """Rules 1 and 2; returns how many pairs the day's run holds."""
-    conn.execute(matches.delete().where(matches.c.business_date == day))
+    """Rules 1 and 2; returns how many pairs the day's run holds.
+
+    The day's pairs are computed afresh (the day's own earlier matches do not count as taken),
+    then ``recon_matches`` is brought to them: pairs gone are deleted, amounts refreshed, new
+    pairs inserted. A re-run over unchanged data therefore writes nothing.
+    """
     lo, hi = window(day, config)
+    other_day = matches.c.business_date != day
     # NOT EXISTS, not NOT IN: PostgreSQL plans it as a hash anti-join at any size.
-    txn_taken = sa.exists().where(matches.c.provider_txn_id == provider_txns.c.id)
-    ref_taken = sa.exists().where(matches.c.match_ref == tmp_items.c.match_ref)
+    txn_taken = sa.exists().where(matches.c.provider_txn_id == provider_txns.c.id, other_day)
+    ref_taken = sa.exists().where(matches.c.match_ref == tmp_items.c.match_ref, other_day)
     candidates = (
         sa.select(
             provider_txns.c.id,
@@ -65,7 +70,6 @@ def match_ledger(conn: Connection, day: date, config: ReconciliationConfig) -> i
     same_day = sa.and_(candidates.c.business_date == day, tmp_items.c.in_day == 1)
     pairs = (
         sa.select(
-            sa.literal(day, sa.Date),
             tmp_items.c.match_ref,
             candidates.c.id,
             sa.case((same_day, "key"), else_="key_cross_day"),
@@ -74,17 +78,37 @@ def match_ledger(conn: Connection, day: date, config: ReconciliationConfig) -> i
         )
         .join(candidates, candidates.c.match_ref == tmp_items.c.match_ref)
         .where(
+            tmp_items.c.linked == 1,
             candidates.c.rn == 1,
             sa.or_(candidates.c.business_date == day, tmp_items.c.in_day == 1),
             ~ref_taken,
         )
     )
+    columns = ["match_ref", "provider_txn_id", "rule", "ledger_amount", "provider_amount"]
+    conn.execute(tmp_pairs.insert().from_select(columns, pairs))
+    analyze(conn, tmp_pairs)
+
+    same_pair = sa.and_(tmp_pairs.c.match_ref == matches.c.match_ref, tmp_pairs.c.provider_txn_id == matches.c.provider_txn_id)
+    conn.execute(matches.delete().where(matches.c.business_date == day, ~sa.exists().where(same_pair)))
+    changed = sa.or_(
+        matches.c.rule != tmp_pairs.c.rule,
+        matches.c.ledger_amount != tmp_pairs.c.ledger_amount,
+        matches.c.provider_amount != tmp_pairs.c.provider_amount,
+    )
+    conn.execute(
+        matches.update()
+        .where(matches.c.business_date == day, same_pair, changed)
+        .values(rule=tmp_pairs.c.rule, ledger_amount=tmp_pairs.c.ledger_amount, provider_amount=tmp_pairs.c.provider_amount)
+    )
+    # Marked first, inserted after: the insert must not read the table it writes (staging.tmp_pairs).
+    conn.execute(tmp_pairs.update().where(sa.exists().where(matches.c.business_date == day, same_pair)).values(known=1))
     conn.execute(
         matches.insert().from_select(
-            ["business_date", "match_ref", "provider_txn_id", "rule", "ledger_amount", "provider_amount"], pairs
+            ["business_date", *columns],
+            sa.select(sa.literal(day, sa.Date), *(tmp_pairs.c[c] for c in columns)).where(tmp_pairs.c.known == 0),
         )
     )
-    return int(conn.scalar(sa.select(sa.func.count()).where(matches.c.business_date == day)) or 0)
+    return int(conn.scalar(sa.select(sa.func.count()).select_from(tmp_pairs)) or 0)
 
 
 def days_between(later: sa.ColumnElement[date], earlier: sa.ColumnElement[date], dialect: str) -> sa.ColumnElement[int]:

@@ -81,7 +81,7 @@ class ReconciliationConfig:
             their business dates are this many days apart (a payment booked on the next open
             day because its own day was closed; a refund settled after midnight).
         max_heals: at most this many missing payments are fed through the webhook inbox per run.
-        bank_account_number: the designated account ("bank-branch-number", e.g. "0597-123-0001234");
+        bank_account_number: the designated account ("BBBB-SSS-NNNNNNN", e.g. "0597-123-0001234");
             a 全銀 statement of another account is refused. Empty: not checked.
         payout_markers: a deposit whose description contains one of these (any case) comes from
             the provider; one that matches no payout is an ``unexplained_residual``.

@@ -66,12 +66,27 @@ def composition(conn: Connection, payout_id: str, depth: int = 0) -> Composition
     return Composition(count, gross, fees, net)
 
 
+class Compositions:
+    """Each payout's composition, read once per run (a payout of a million transactions is a
+    million-row sum; the run asks for it when posting, detecting and totalling)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Composition] = {}
+
+    def of(self, conn: Connection, payout_id: str) -> Composition:
+        if payout_id not in self._known:
+            self._known[payout_id] = composition(conn, payout_id)
+        return self._known[payout_id]
+
+
 def posting_day(conn: Connection, day: date) -> date:
     closed = closed_through(conn)
     return closed + timedelta(days=1) if closed is not None and day <= closed else day
 
 
-def post_payouts(conn: Connection, config: ReconciliationConfig, *, now: datetime) -> tuple[str, ...]:
+def post_payouts(
+    conn: Connection, config: ReconciliationConfig, *, now: datetime, compositions: Compositions | None = None
+) -> tuple[str, ...]:
     """Post every matched payout that has no posting yet and whose composition is consistent.
     Returns the payout ids posted now."""
     pending = conn.execute(
@@ -82,8 +97,9 @@ def post_payouts(conn: Connection, config: ReconciliationConfig, *, now: datetim
         .order_by(payout_matches.c.id)
     ).all()
     posted = []
+    compositions = compositions or Compositions()
     for match_id, payout_id, amount, value_date in pending:
-        parts = composition(conn, payout_id)
+        parts = compositions.of(conn, payout_id)
         if parts.count == 0 or parts.net != amount or parts.gross <= 0:
             continue
         legs = [Line.debit(config.bank_account, amount)]

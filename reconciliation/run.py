@@ -33,7 +33,7 @@ from reconciliation.detection import detect
 from reconciliation.errors import DaySignedOff, InvalidDate
 from reconciliation.matching import match_ledger, match_payouts
 from reconciliation.model import HealResult, ProviderTransaction, ReconciliationConfig, RunOutcome
-from reconciliation.payouts import post_payouts
+from reconciliation.payouts import Compositions, post_payouts
 from reconciliation.schema import provider_txns, runs
 from reconciliation.sources import Healer, LedgerLinks, NoLinks, StatementSource
 from reconciliation.staging import create_temp_tables, drop_temp_tables, stage_ledger, tmp_breaks
@@ -141,10 +141,11 @@ def _analyse(
     stage_ledger(conn, day, config, links)
     match_ledger(conn, day, config)
     match_payouts(conn, day, config)
-    posted = post_payouts(conn, config, now=now)
-    detect(conn, day, config)
+    compositions = Compositions()
+    posted = post_payouts(conn, config, now=now, compositions=compositions)
+    detect(conn, day, config, compositions)
     queue_breaks.merge(conn, day, number, healed_keys=healed_keys, now=now)
-    summary = day_totals(conn, day, config)
+    summary = day_totals(conn, day, config, compositions)
     digest = _digest(conn, summary)
     candidates = _heal_candidates(conn, config.max_heals)
     conn.execute(

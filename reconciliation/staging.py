@@ -3,10 +3,13 @@
 ``recon_tmp_items``: one **ledger item** per provider key (``match_ref``): the clearing
 account's movement (debit-positive) of every entry linked to that key, over the dates a run looks
 at (the day ± the cross-day window). A payment booked in two entries (principal and 過誤納金)
-is one item, as the provider sees one charge.
+is one item, as the provider sees one charge. An entry no key explains (posted by hand, a link
+missing) is an item of its own, keyed ``#entry:<id>`` with ``linked`` 0: on the day it is an
+``unexplained_residual`` break. One pass over the clearing account's lines fills the table.
 
-``recon_tmp_unlinked``: the day's clearing-account lines that no key explains (an entry posted
-by hand, a link missing): each becomes an ``unexplained_residual`` break.
+``recon_tmp_pairs``: the matches a run is about to make, computed before they are written so the
+query that finds them never reads the table it writes (PostgreSQL would re-scan the growing heap
+for every row when it plans an empty table).
 
 ``recon_tmp_breaks``: what the detection finds, before it is merged into ``recon_breaks``.
 
@@ -26,24 +29,29 @@ from reconciliation.model import ReconciliationConfig
 from reconciliation.sources import PAYOUT_REF_PREFIX, STRIPE_REF_PREFIX, LedgerLinks
 
 _temp = sa.MetaData()
+SQLITE_CACHE_KIB = 256 * 1024  # the run's SQLite page cache
 
 tmp_items = sa.Table(
     "recon_tmp_items",
     _temp,
     sa.Column("match_ref", sa.String(255), primary_key=True),
+    sa.Column("linked", sa.Integer, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("first_date", sa.Date, nullable=False),
     sa.Column("in_day", sa.Integer, nullable=False),
     sa.Column("entry_id", sa.BigInteger, nullable=False),
-    sa.Column("entry_count", sa.Integer, nullable=False),
     prefixes=["TEMPORARY"],
 )
 
-tmp_unlinked = sa.Table(
-    "recon_tmp_unlinked",
+tmp_pairs = sa.Table(
+    "recon_tmp_pairs",
     _temp,
-    sa.Column("entry_id", sa.BigInteger, primary_key=True),
-    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("match_ref", sa.String(255), primary_key=True),
+    sa.Column("provider_txn_id", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(16), nullable=False),
+    sa.Column("ledger_amount", sa.BigInteger, nullable=False),
+    sa.Column("provider_amount", sa.BigInteger, nullable=False),
+    sa.Column("known", sa.Integer, nullable=False, server_default="0"),  # the day holds this pair already
     prefixes=["TEMPORARY"],
 )
 
@@ -62,10 +70,19 @@ tmp_breaks = sa.Table(
     sa.Column("bank_line_id", sa.BigInteger, nullable=True),
     sa.Column("notice_number", sa.String(32), nullable=True),
     sa.Column("detail", sa.String(500), nullable=False),
+    # Set by the merge: the day already has a break with this key.
+    sa.Column("known", sa.Integer, nullable=False, server_default="0"),
     prefixes=["TEMPORARY"],
 )
 
-TEMP_TABLES = (tmp_items, tmp_unlinked, tmp_breaks)
+tmp_unmatched = sa.Table(
+    "recon_tmp_unmatched",
+    _temp,
+    sa.Column("id", sa.String(64), primary_key=True),  # a provider transaction of the day no match took
+    prefixes=["TEMPORARY"],
+)
+
+TEMP_TABLES = (tmp_items, tmp_pairs, tmp_breaks, tmp_unmatched)
 
 
 def window(day: date, config: ReconciliationConfig) -> tuple[date, date]:
@@ -83,8 +100,19 @@ def account_id(conn: Connection, code: str) -> int:
 
 def create_temp_tables(conn: Connection) -> None:
     drop_temp_tables(conn)
+    if conn.dialect.name == "sqlite":
+        # A page cache that holds a day's indexes (the default 2 MB makes a million-row day seek
+        # through the OS cache); bounded, see docs/reconciliation.md for the peak memory measured.
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SQLITE_CACHE_KIB}")
     for table in TEMP_TABLES:
         table.create(conn)
+
+
+def analyze(conn: Connection, table: sa.Table) -> None:
+    """Give PostgreSQL's planner the size of a freshly filled temporary table."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
 def drop_temp_tables(conn: Connection) -> None:
@@ -97,7 +125,7 @@ def signed_amount() -> sa.ColumnElement[int]:
 
 
 def stage_ledger(conn: Connection, day: date, config: ReconciliationConfig, links: LedgerLinks) -> None:
-    """Fill ``recon_tmp_items`` and ``recon_tmp_unlinked`` for ``day`` (see the module docstring)."""
+    """Fill ``recon_tmp_items`` for ``day`` (see the module docstring)."""
     clearing = account_id(conn, config.clearing_account)
     lo, hi = window(day, config)
     prefix_len = len(STRIPE_REF_PREFIX)
@@ -129,27 +157,22 @@ def stage_ledger(conn: Connection, day: date, config: ReconciliationConfig, link
     else:
         query = query.add_columns(convention.label("match_ref"))
     moves = query.subquery("moves")
+    key = sa.func.coalesce(moves.c.match_ref, sa.literal("#entry:") + sa.cast(moves.c.entry_id, sa.String))
     in_day = sa.func.max(sa.case((moves.c.effective_date == day, 1), else_=0))
+    grouped = (
+        sa.select(
+            key.label("key"),
+            sa.func.max(sa.case((moves.c.match_ref.is_(None), 0), else_=1)),
+            sa.func.sum(moves.c.amount),
+            sa.func.min(moves.c.effective_date),
+            in_day,
+            sa.func.min(moves.c.entry_id),
+        )
+        .group_by(key)
+    )
     conn.execute(
         tmp_items.insert().from_select(
-            ["match_ref", "amount", "first_date", "in_day", "entry_id", "entry_count"],
-            sa.select(
-                moves.c.match_ref,
-                sa.func.sum(moves.c.amount),
-                sa.func.min(moves.c.effective_date),
-                in_day,
-                sa.func.min(moves.c.entry_id),
-                sa.func.count(sa.distinct(moves.c.entry_id)),
-            )
-            .where(moves.c.match_ref.is_not(None))
-            .group_by(moves.c.match_ref),
+            ["match_ref", "linked", "amount", "first_date", "in_day", "entry_id"], grouped
         )
     )
-    conn.execute(
-        tmp_unlinked.insert().from_select(
-            ["entry_id", "amount"],
-            sa.select(moves.c.entry_id, sa.func.sum(moves.c.amount))
-            .where(moves.c.match_ref.is_(None), moves.c.effective_date == day)
-            .group_by(moves.c.entry_id),
-        )
-    )
+    analyze(conn, tmp_items)

@@ -15,14 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.schema import accounts, entries, lines
+from ledger.schema import accounts, lines
 from reconciliation.detection import FEE_TYPES, expected_fee_sql
 from reconciliation.matching import PAYOUT_TYPES
 from reconciliation.model import ReconciliationConfig
 from reconciliation.schema import bank_lines, payout_matches, payouts, provider_txns
-from reconciliation.sources import PAYOUT_REF_PREFIX
 from reconciliation.staging import account_id, signed_amount, tmp_breaks
-from reconciliation.payouts import composition
+from reconciliation.payouts import Compositions
 
 
 def _clearing_balance(conn: Connection, clearing: int, through: date) -> int:
@@ -34,38 +33,49 @@ def _clearing_balance(conn: Connection, clearing: int, through: date) -> int:
     return int(value or 0)
 
 
-def provider_totals(conn: Connection, day: date, config: ReconciliationConfig) -> dict[str, Any]:
+def provider_figures(conn: Connection, day: date, config: ReconciliationConfig) -> tuple[dict[str, Any], list[dict[str, int]]]:
+    """The day's provider totals by type, and its charges by JST hour: one pass over the day."""
     txn = provider_txns
+    is_charge = txn.c.type.in_(FEE_TYPES)
+    expected = sa.case((sa.and_(is_charge, txn.c.amount > 0), expected_fee_sql(txn.c.amount, config)), else_=0)
     rows = conn.execute(
         sa.select(
             txn.c.type,
+            txn.c.created_hour,
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(txn.c.amount), 0),
-            sa.func.coalesce(sa.func.sum(txn.c.fee), 0),
-            sa.func.coalesce(sa.func.sum(txn.c.net), 0),
+            sa.func.sum(txn.c.amount),
+            sa.func.sum(txn.c.fee),
+            sa.func.sum(txn.c.net),
+            sa.func.sum(expected),
         )
         .where(txn.c.business_date == day, txn.c.type.not_in(PAYOUT_TYPES))
-        .group_by(txn.c.type)
-        .order_by(txn.c.type)
+        .group_by(txn.c.type, txn.c.created_hour)
     ).all()
-    by_type = {kind: {"count": int(n), "amount": int(a), "fee": int(f), "net": int(t)} for kind, n, a, f, t in rows}
-    expected = conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(expected_fee_sql(txn.c.amount, config)), 0)).where(
-            txn.c.business_date == day, txn.c.type.in_(FEE_TYPES), txn.c.amount > 0
-        )
-    )
+    by_type: dict[str, dict[str, int]] = {}
+    hours = {h: [0, 0] for h in range(24)}
+    expected_fees = 0
+    for kind, hour, n, amount, fee, net, fee_expected in rows:
+        totals = by_type.setdefault(kind, {"count": 0, "amount": 0, "fee": 0, "net": 0})
+        for name, value in (("count", n), ("amount", amount), ("fee", fee), ("net", net)):
+            totals[name] += int(value)
+        expected_fees += int(fee_expected or 0)
+        if kind in FEE_TYPES:
+            hours[int(hour)][0] += int(n)
+            hours[int(hour)][1] += int(amount)
     charges = [v for k, v in by_type.items() if k in FEE_TYPES]
     refunds = by_type.get("refund", {"count": 0, "amount": 0})
-    return {
-        "by_type": by_type,
+    provider = {
+        "by_type": dict(sorted(by_type.items())),
         "gross": sum(v["amount"] for v in charges),
         "charges": sum(v["count"] for v in charges),
         "refunds": refunds["amount"],
         "refund_count": refunds["count"],
         "fees": sum(v["fee"] for v in by_type.values()),
-        "expected_fees": int(expected or 0),
+        "expected_fees": expected_fees,
         "net": sum(v["net"] for v in by_type.values()),
     }
+    by_hour = [{"hour": h, "count": hours[h][0], "amount": hours[h][1]} for h in range(24)]
+    return provider, by_hour
 
 
 def collections_by_account(conn: Connection, day: date, config: ReconciliationConfig) -> list[dict[str, Any]]:
@@ -74,25 +84,19 @@ def collections_by_account(conn: Connection, day: date, config: ReconciliationCo
     the 税目 CODE, 2100 過誤納金, 4300 延滞金."""
     clearing = account_id(conn, config.clearing_account)
     other = lines.alias("other")
-    moved = (
-        sa.select(lines.c.entry_id)
-        .join(entries, entries.c.id == lines.c.entry_id)
-        .where(
-            lines.c.account_id == clearing,
-            lines.c.effective_date == day,
-            sa.not_(entries.c.source_ref.like(f"{PAYOUT_REF_PREFIX}%")),
-        )
-        .distinct()
-        .subquery("moved")
-    )
+    posted_payouts = sa.select(payout_matches.c.ledger_entry_id).where(payout_matches.c.ledger_entry_id.is_not(None))
     signed = sa.case((other.c.side == "C", other.c.amount), else_=-other.c.amount)
+    by_account = (
+        sa.select(other.c.account_id, sa.func.count(sa.distinct(other.c.entry_id)).label("n"), sa.func.sum(signed).label("amount"))
+        .select_from(lines)
+        .join(other, sa.and_(other.c.entry_id == lines.c.entry_id, other.c.account_id != clearing))
+        .where(lines.c.account_id == clearing, lines.c.effective_date == day, lines.c.entry_id.not_in(posted_payouts))
+        .group_by(other.c.account_id)
+        .subquery("by_account")
+    )
     rows = conn.execute(
-        sa.select(accounts.c.code, accounts.c.name_ja, sa.func.count(sa.distinct(other.c.entry_id)), sa.func.sum(signed))
-        .select_from(moved)
-        .join(other, other.c.entry_id == moved.c.entry_id)
-        .join(accounts, accounts.c.id == other.c.account_id)
-        .where(other.c.account_id != clearing)
-        .group_by(accounts.c.code, accounts.c.name_ja)
+        sa.select(accounts.c.code, accounts.c.name_ja, by_account.c.n, by_account.c.amount)
+        .join(by_account, by_account.c.account_id == accounts.c.id)
         .order_by(accounts.c.code)
     ).all()
     result = []
@@ -103,18 +107,7 @@ def collections_by_account(conn: Connection, day: date, config: ReconciliationCo
     return result
 
 
-def collections_by_hour(conn: Connection, day: date) -> list[dict[str, int]]:
-    txn = provider_txns
-    rows = conn.execute(
-        sa.select(txn.c.created_hour, sa.func.count(), sa.func.sum(txn.c.amount))
-        .where(txn.c.business_date == day, txn.c.type.in_(FEE_TYPES))
-        .group_by(txn.c.created_hour)
-    ).all()
-    found = {int(hour): (int(n), int(a)) for hour, n, a in rows}
-    return [{"hour": h, "count": found.get(h, (0, 0))[0], "amount": found.get(h, (0, 0))[1]} for h in range(24)]
-
-
-def payouts_due(conn: Connection, day: date) -> list[dict[str, Any]]:
+def payouts_due(conn: Connection, day: date, compositions: Compositions) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(
             payouts.c.id, payouts.c.amount, payouts.c.status, payouts.c.failure_code, payout_matches.c.rule,
@@ -127,7 +120,7 @@ def payouts_due(conn: Connection, day: date) -> list[dict[str, Any]]:
     ).all()
     result = []
     for row in rows:
-        parts = composition(conn, row.id)
+        parts = compositions.of(conn, row.id)
         result.append(
             {
                 "id": row.id,
@@ -158,7 +151,14 @@ def clearing(conn: Connection, day: date, config: ReconciliationConfig) -> dict[
         )
     )
     opening = _clearing_balance(conn, account, day - timedelta(days=1))
-    closing = _clearing_balance(conn, account, day)
+    closing = opening + int(
+        conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(signed_amount()), 0)).where(
+                lines.c.account_id == account, lines.c.effective_date == day
+            )
+        )
+        or 0
+    )
     return {"opening": opening, "closing": closing, "movement": closing - opening, "day_outstanding": int(outstanding or 0)}
 
 
@@ -172,13 +172,16 @@ def breaks_by_category(conn: Connection) -> dict[str, dict[str, int]]:
     return {category: {"count": int(n), "amount": int(a)} for category, n, a in rows}
 
 
-def day_totals(conn: Connection, day: date, config: ReconciliationConfig) -> dict[str, Any]:
+def day_totals(
+    conn: Connection, day: date, config: ReconciliationConfig, compositions: Compositions | None = None
+) -> dict[str, Any]:
+    provider, by_hour = provider_figures(conn, day, config)
     return {
         "date": day.isoformat(),
-        "provider": provider_totals(conn, day, config),
+        "provider": provider,
         "collections": collections_by_account(conn, day, config),
-        "by_hour": collections_by_hour(conn, day),
-        "payouts": payouts_due(conn, day),
+        "by_hour": by_hour,
+        "payouts": payouts_due(conn, day, compositions or Compositions()),
         "clearing": clearing(conn, day, config),
         "breaks": breaks_by_category(conn),
     }

@@ -16,15 +16,17 @@ as published by the banks (e.g. きらぼし銀行 「入出金明細（全銀�
   取引後残高 N14 · データ・レコード件数 N7 · ダミー C139
 - end ``9``: レコード総件数 N10 · 口座数 N5 · ダミー C184
 
-Dates are 和暦 YYMMDD without the era: read as 令和 (2018 + YY), or 平成 (1988 + YY) when that
-would fall before 令和 began (2019-05-01). The trailer's counts and totals are checked against
-the data records. A line's key is (勘定日, 照会番号, amount), unique per account.
+Dates are 和暦 YYMMDD without the era: read as 令和 (2018 + YY), or as 平成 (1988 + YY) when the
+令和 reading falls before 令和 began (2019-05-01) or more than a year in the future (a statement
+lists the past). The trailer's counts and totals are checked against the data records. The
+account is written ``BBBB-SSS-NNNNNNN`` (bank, branch, account number as 7 digits). A line's key
+is (勘定日, 照会番号, amount), unique per account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from reconciliation.errors import BankStatementInvalid, LineError
 from reconciliation.model import BankLine
@@ -46,13 +48,17 @@ def _number(record: bytes, start: int, end: int, line: int, name: str) -> int:
     return int(text)
 
 
-def wareki_date(text: str) -> date:
-    """和暦 YYMMDD → date: 令和, or 平成 before 2019-05-01."""
+def wareki_date(text: str, *, today: date | None = None) -> date:
+    """和暦 YYMMDD → date: 令和, or 平成 when 令和 cannot be meant (see the module docstring)."""
     if len(text) != 6 or not text.isdigit():
         raise ValueError(text)
     yy, mm, dd = int(text[:2]), int(text[2:4]), int(text[4:])
-    reiwa = date(2018 + yy, mm, dd) if yy >= 1 else None
-    if reiwa is not None and reiwa >= REIWA_START:
+    latest = (today or date.today()) + timedelta(days=366)
+    try:
+        reiwa: date | None = date(2018 + yy, mm, dd) if yy >= 1 else None
+    except ValueError:
+        reiwa = None  # 29 February of a year that is not leap in this reading
+    if reiwa is not None and REIWA_START <= reiwa <= latest:
         return reiwa
     return date(1988 + yy, mm, dd)
 
@@ -116,7 +122,7 @@ def parse_zengin(data: bytes) -> tuple[BankLine, ...]:
                 raise BankStatementInvalid("only JIS code (コード区分 0) is read", (LineError(number, "zengin.code", "EBCDIC"),))
             bank = _field(record, 22, 26)
             branch = _field(record, 41, 44)
-            account_number = _field(record, 63, 73)
+            account_number = _field(record, 63, 73).lstrip("0").rjust(7, "0")
             current = _Group(account=f"{bank}-{branch}-{account_number}", lines=[])
             groups.append(current)
         elif kind == b"2":
