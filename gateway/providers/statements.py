@@ -71,19 +71,14 @@ def transaction_from_stripe(obj: Any, *, payout_id: str | None = None) -> Provid
     """A balance transaction (its ``source`` expanded or not) as the reconciliation stores it."""
     data = _plain(obj)
     source = data.get("source")
-    source_obj = _plain(source) if isinstance(source, Mapping) or hasattr(source, "to_dict") else {}
-    source_id = _text(source_obj.get("id")) if source_obj else _text(source)
+    expanded = _plain(source) if isinstance(source, Mapping) else {}
+    source_id = _text(expanded.get("id")) if expanded else _text(source)
+    intent = expanded.get("payment_intent")
+    payment_ref = _text(intent.get("id")) if isinstance(intent, Mapping) else _text(intent)
+    metadata = expanded.get("metadata") if isinstance(expanded.get("metadata"), Mapping) else {}
     kind = str(data.get("type") or "")
-    payment_ref = _text(source_obj.get("payment_intent")) if source_obj else None
-    if isinstance(source_obj.get("payment_intent"), Mapping):
-        payment_ref = _text(source_obj["payment_intent"].get("id"))
-    metadata = source_obj.get("metadata") if isinstance(source_obj.get("metadata"), Mapping) else {}
-    if kind in ("charge", "payment"):
-        match_ref = payment_ref or source_id
-    elif kind in ("refund", "payment_refund"):
-        match_ref = source_id
-    else:
-        match_ref = source_id
+    # Our books know a charge by its PaymentIntent, a refund by the refund itself.
+    match_ref = (payment_ref or source_id) if kind in ("charge", "payment") else source_id
     return ProviderTransaction(
         id=str(data["id"]),
         type=kind,
