@@ -31,7 +31,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,7 +60,7 @@ from webhooks import (
     Refuse,
     RetryPolicy,
 )
-from webhooks.processor import DEFAULT_BATCH
+from webhooks.processor import DEFAULT_BATCH, DEFAULT_LEASE
 
 log = logging.getLogger("nofu.webhooks")
 
@@ -124,13 +124,20 @@ class PaymentEvents:
             raise Refuse(f"the provider refused a call about {payment_id}: [{exc.code}] {exc}") from exc
 
     @staticmethod
-    def _result(prepared: Prepared) -> Outcome:
+    def _result(conn: Connection, prepared: Prepared) -> Outcome:
+        """What the outside step did. Money received and a final status are one-time effects
+        (named for the inbox, which keeps each on one event); other moves are plain updates."""
         before, after = prepared
+        # Serialise with another event's re-run for the same attempt, so the inbox's check of
+        # who applied an effect sees the other's committed answer.
+        records.lock_attempt(conn, after.id)
         if after.version == before.version and after.amount_received == before.amount_received:
             return Outcome.skipped(f"{after.public_id}: nothing to change ({after.status.value})")
         note = f"{after.public_id}: {before.status.value} → {after.status.value}"
         if after.amount_received and not before.amount_received:
-            note += f", ¥{after.amount_received:,} recorded"
+            return Outcome.applied(note + f", ¥{after.amount_received:,} recorded", f"payment:{after.public_id}:received")
+        if after.status.terminal and after.status is not before.status:
+            return Outcome.applied(note, f"payment:{after.public_id}:{after.status.value}")
         return Outcome.applied(note)
 
     def _settle_or_skip(
@@ -160,7 +167,7 @@ class PaymentEvents:
 
     def on_payment_intent(self, conn: Connection, event: InboxEvent) -> Outcome:
         if event.prepared is not None:
-            return self._result(event.prepared)
+            return self._result(conn, event.prepared)
         try:
             payment = ProviderPayment.from_stripe(event.data_object)
         except ValueError:
@@ -169,7 +176,7 @@ class PaymentEvents:
 
     def on_charge(self, conn: Connection, event: InboxEvent) -> Outcome:
         if event.prepared is not None:
-            return self._result(event.prepared)
+            return self._result(conn, event.prepared)
         charge = event.data_object
         payment_id = _id_of(charge.get("payment_intent"))
         if payment_id is None:
@@ -203,9 +210,10 @@ class PaymentEvents:
         if not isinstance(data, list) or not data:
             return Outcome.skipped("charge.refunded lists no refunds: refund events carry them")
         outcomes = [self._refund(conn, item) for item in data if isinstance(item, Mapping)]
-        applied = [o.note for o in outcomes if o.kind.value == "applied"]
+        applied = [o for o in outcomes if o.kind.value == "applied"]
         if applied:
-            return Outcome.applied("; ".join(applied))
+            # One effect key per event: with two refunds booked by one event, the first is named.
+            return Outcome.applied("; ".join(o.note for o in applied), applied[0].effect)
         return Outcome.skipped("; ".join(o.note for o in outcomes))
 
     def _refund_row(self, conn: Connection, refund: ProviderRefund, metadata: Mapping[str, Any]) -> Any:
@@ -230,13 +238,15 @@ class PaymentEvents:
             if row.status is RefundStatus.SUCCEEDED:
                 return Outcome.skipped(f"{row.public_id}: already booked")
             refund_steps.complete(conn, self.payments.ctx, row.id, refund.id, now=now)
-            return Outcome.applied(f"{row.public_id}: ¥{row.amount:,} refund booked")
+            return Outcome.applied(f"{row.public_id}: ¥{row.amount:,} refund booked", f"refund:{row.public_id}:succeeded")
         if refund.status in ("failed", "canceled"):
             if row.status is RefundStatus.PENDING:
                 refund_steps.fail(
                     conn, row.id, f"provider.refund_{refund.status}", refund.failure_reason or refund.status, now=now
                 )
-                return Outcome.applied(f"{row.public_id}: refund {refund.status}, amount refundable again")
+                return Outcome.applied(
+                    f"{row.public_id}: refund {refund.status}, amount refundable again", f"refund:{row.public_id}:failed"
+                )
             if row.status is RefundStatus.SUCCEEDED:
                 # Stripe can fail a refund after it succeeded (a closed card): the money came back.
                 raise Refuse(f"{row.public_id} was booked as refunded but the provider says {refund.status}")
@@ -311,6 +321,7 @@ def build_processor(
     *,
     worker_id: str | None = None,
     batch_size: int = DEFAULT_BATCH,
+    lease: timedelta = DEFAULT_LEASE,
     clock: Callable[[], datetime] | None = None,
 ) -> Processor:
     return Processor(
@@ -319,6 +330,7 @@ def build_processor(
         policy=RetryPolicy(max_attempts=settings.webhook_attempts),
         worker_id=worker_id,
         batch_size=batch_size,
+        lease=lease,
         **({"clock": clock} if clock is not None else {}),
     )
 

@@ -45,12 +45,17 @@ class OutcomeKind(StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
+    """How an event went. ``effect`` names, for an applied event, the one-time effect it applied
+    (``payment:pa_…:received``): the inbox keeps effect keys unique, so if another event already
+    applied that effect this one is recorded as skipped instead (see ``webhooks.processor``)."""
+
     kind: OutcomeKind
     note: str
+    effect: str | None = None
 
     @classmethod
-    def applied(cls, note: str) -> Outcome:
-        return cls(OutcomeKind.APPLIED, note)
+    def applied(cls, note: str, effect: str | None = None) -> Outcome:
+        return cls(OutcomeKind.APPLIED, note, effect)
 
     @classmethod
     def skipped(cls, note: str) -> Outcome:

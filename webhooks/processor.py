@@ -13,6 +13,12 @@ an event is never applied twice, and a worker killed mid-event rolls back and le
 be claimed again when its lease expires. While our transaction holds the row lock no other
 worker can claim the row (SKIP LOCKED passes it by), even if our lease has run out meanwhile.
 
+Two events about the same object (``charge.succeeded`` and ``payment_intent.succeeded``) may be
+in hand at once in two workers; the service they call is idempotent, so the money moves once, and
+the inbox records which event moved it: an applied outcome names its one-time effect
+(``effect_key``, unique), and an event that arrives second at an effect already on record is
+recorded as skipped, naming the first.
+
 Failures and "not yet" retry with backoff (``webhooks.retry``) and dead-letter after the limit;
 ``Refuse`` dead-letters at once. A worker that keeps dying on one event also dead-letters it:
 every claim counts as an attempt.
@@ -36,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.clock import to_utc, utc_now
 from ledger.db import run_transaction
-from webhooks.handlers import HandlerRegistry, InboxEvent, NotYet, Outcome, Outside, Refuse
+from webhooks.handlers import HandlerRegistry, InboxEvent, NotYet, Outcome, OutcomeKind, Outside, Refuse
 from webhooks.retry import RetryPolicy
 from webhooks.schema import DEAD, MAX_ERROR, MAX_OUTCOME, PENDING, PROCESSING, webhook_events
 
@@ -205,12 +211,22 @@ class Processor:
             outcome = handler(conn, event)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"the handler for {row.event_type} returned {type(outcome).__name__}, not an Outcome")
+        values: dict[str, Any] = {}
+        if outcome.kind is OutcomeKind.APPLIED and outcome.effect:
+            other = conn.execute(
+                sa.select(t.c.event_id).where(t.c.effect_key == outcome.effect, t.c.id != claim.id)
+            ).scalar()
+            if other is not None:
+                # Two events raced to the same effect; the other one is on record as its cause.
+                outcome = Outcome.skipped(f"{outcome.effect} was applied by {other}")
+            else:
+                values["effect_key"] = outcome.effect[:200]
         conn.execute(
             t.update()
             .where(t.c.id == claim.id, t.c.lease_token == claim.token)
             .values(
                 state=outcome.kind.value, outcome=outcome.note[:MAX_OUTCOME], processed_at=self.now(),
-                lease_token=None, lease_owner=None,
+                lease_token=None, lease_owner=None, **values,
             )  # fmt: skip
         )
         return outcome.kind.value

@@ -65,6 +65,9 @@ webhook_events = sa.Table(
     sa.Column("lease_owner", sa.String(200), nullable=True),
     sa.Column("lease_token", sa.String(64), nullable=True),
     sa.Column("outcome", sa.String(MAX_OUTCOME), nullable=True),
+    # The effect this event was the one to apply ("payment:pa_…:received"), unique: two events
+    # about the same payment can never both be credited with recording its money.
+    sa.Column("effect_key", sa.String(200), nullable=True, unique=True),
     sa.Column("last_error", sa.String(MAX_ERROR), nullable=True),
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("replays", sa.Integer, nullable=False),

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
+from datetime import timedelta
 
 from gateway.commands import common
 from gateway.services import build_services
 from gateway.webhook_handlers import build_processor
-from webhooks.processor import DEFAULT_BATCH
+from webhooks.processor import DEFAULT_BATCH, DEFAULT_LEASE
 
 log = logging.getLogger("nofu.webhooks")
 
@@ -28,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--idle", type=float, default=0.5, help="seconds to wait when nothing is due (default 0.5)")
     p.add_argument("--once", action="store_true", help="apply everything due now, then exit")
     p.add_argument("--id", dest="worker_id", help="name shown as the lease owner (default host:pid)")
+    p.add_argument("--lease", type=float, default=DEFAULT_LEASE.total_seconds(),
+                   help="seconds a claimed event stays this worker's before others may take it over (default 60)")
     p.set_defaults(run=run)
 
 
@@ -36,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     settings = common.settings()
     engine = common.engine()
     services = build_services(settings, engine)
-    processor = build_processor(engine, services.payments, settings, worker_id=args.worker_id, batch_size=args.batch)
+    if args.batch < 1 or args.lease <= 0:
+        print("nofu: --batch must be at least 1 and --lease positive", file=sys.stderr)
+        return 2
+    processor = build_processor(
+        engine, services.payments, settings, worker_id=args.worker_id, batch_size=args.batch,
+        lease=timedelta(seconds=args.lease),
+    )  # fmt: skip
     if args.once:
         print(f"processed {processor.drain()} events")
         return 0

@@ -278,3 +278,13 @@ def test_concurrent_workers_on_postgresql_apply_each_event_once(pg_engine: Engin
     assert effect_counts(pg_engine) == dict.fromkeys(ids, 1)
     assert all(len(who) == 1 for who in claimed_by.values())
     assert len({next(iter(who)) for who in claimed_by.values()}) > 1, "SKIP LOCKED should spread the work"
+
+
+def test_one_effect_is_credited_to_one_event(engine: Engine, clock: Clock) -> None:
+    first, second = put(engine), put(engine)
+    reg = registry(test__thing=lambda conn, e: Outcome.applied(f"money of pa_1 by {e.event_id}", "payment:pa_1:received"))
+    Processor(engine, reg, clock=clock).drain()
+    a, b = row(engine, first), row(engine, second)
+    assert (a.state, a.effect_key) == ("applied", "payment:pa_1:received")
+    assert (b.state, b.effect_key) == ("skipped", None)
+    assert b.outcome == f"payment:pa_1:received was applied by {first}"

@@ -6,6 +6,8 @@ Create Date: 2026-11-26
 
 What the database itself enforces, on both engines:
 - one row per provider event id (unique), so a duplicate delivery can never add a second row;
+- one event per effect (``effect_key`` unique): two events about the same payment can never both
+  be the one that recorded its money;
 - the stored event is evidence: its id, type, raw payload and digest, provider time and receipt
   time never change, and rows are never deleted (triggers);
 - a row is ``processing`` exactly when it carries a lease token; every row but poison has a type;
@@ -48,6 +50,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(200), nullable=True),
         sa.Column("lease_token", sa.String(64), nullable=True),
         sa.Column("outcome", sa.String(500), nullable=True),
+        sa.Column("effect_key", sa.String(200), nullable=True),
         sa.Column("last_error", sa.String(2000), nullable=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("replays", sa.Integer, nullable=False),
@@ -62,6 +65,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("length(payload_sha256) = 64", name="digest"),
         sa.UniqueConstraint("event_id", name="uq_webhook_events_event_id"),
+        sa.UniqueConstraint("effect_key", name="uq_webhook_events_effect_key"),
     )
     op.create_index("ix_webhook_events_due", "webhook_events", ["state", "next_attempt_at", "id"])
     op.create_index("ix_webhook_events_state_id", "webhook_events", ["state", "id"])
