@@ -20,7 +20,7 @@ the same functions as the API (``gateway.api.reconciliation``), so they are audi
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -154,7 +154,7 @@ def day_context(services: Services, app_state: Any, day: date, identity: StaffId
         "status": RUN_STATUS_JA.get(body["status"], body["status"]),
         "signed_off": signed_off,
         "runs": body["runs"],
-        "last_run_at": body["last_run_at"],
+        "last_run_at": datetime.fromisoformat(body["last_run_at"]).astimezone(JST).strftime("%Y-%m-%d %H:%M JST"),
         "last_run_by": body["last_run_by"],
         "digest": body["report_sha256"][:16],
         "open_breaks": body["open_breaks"],
