@@ -28,9 +28,12 @@ for each scenario), nothing else.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import hashlib
 import importlib.util
+import io
 import os
+import pstats
 import random
 import sqlite3
 import sys
@@ -409,14 +412,16 @@ def check_capture(captured: CapturedPosting, posting: PlannedPosting, rows: list
             )
 
 
-def _ceiling_sqlite(path: str, captured: CapturedPosting, todo: Sequence[PrecomputedPosting]) -> Callable[[], None]:
+def _ceiling_sqlite(
+    path: str, captured: CapturedPosting, todo: Sequence[PrecomputedPosting], synchronous: str = "FULL"
+) -> Callable[[], None]:
     s = [st.sql for st in captured.statements]
     begin = captured.begin or "BEGIN"
 
     def work() -> None:
         db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         # The pragmas ledger.db sets on every connection.
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=FULL"):
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", f"synchronous={synchronous}"):
             db.execute(f"PRAGMA {pragma}")
         cur = db.cursor()
         try:
@@ -766,6 +771,81 @@ def render(report: Report) -> str:
     return "\n".join(out)
 
 
+# --- where the time goes ----------------------------------------------------------------------
+
+
+def _without_fsync(engine: Engine) -> Engine:
+    # Runs after ledger.db's own connect hook, so it wins; only for profiling.
+    event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA synchronous=OFF"))
+    engine.dispose()
+    return engine
+
+
+def _top(profiler: cProfile.Profile, lines: int = 25) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
+    return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
+
+
+def profile(kind: str, workdir: Path, count: int) -> str:
+    """Where the time goes on SQLite, with synchronous=OFF so the disk does not hide the CPU.
+
+    ``post``: per-posting time of the ledger and of the ceiling for ``count`` one-posting
+    transactions, then cProfile of the ledger's. ``import``: three ``post_many`` batches of
+    ``count`` entries, timed, then profiled.
+    """
+    out = [f"profile {kind} — {machine()}; load average {os.getloadavg()[0]:.1f}; SQLite synchronous=OFF"]
+    if kind == "post":
+        scenario = Scenario("sqlite", 1, None)
+        sequence = plan(count, 1, None)[0]
+        captured = capture_posting(recreate_sqlite(workdir / "capture.sqlite3"), "sqlite")
+        requests = [request_for(p) for p in sequence]
+        timed = {}
+        for side in ("ledger", "ceiling"):
+            url = recreate_sqlite(workdir / f"profile-{side}.sqlite3")
+            engine = _without_fsync(prepared_engine(url, accounts_needed(1, None)))
+            if side == "ledger":
+                with stopwatch() as watch:
+                    for request in requests:
+                        run_transaction(engine, partial(post, request=request))
+            else:
+                moment = datetime.now(timezone.utc)
+                todo = [precompute("sqlite", p, moment) for p in sequence]
+                with stopwatch() as watch:
+                    _ceiling_sqlite(sqlite_path(url), captured, todo, synchronous="OFF")()
+            check_books(engine, sequence, accounts_needed(1, None))
+            engine.dispose()
+            timed[side] = watch.seconds / count
+        out.append(
+            f"per posting: ledger {timed['ledger'] * 1000:.3f} ms, ceiling {timed['ceiling'] * 1000:.3f} ms "
+            f"({timed['ceiling'] / timed['ledger']:.0%})"
+        )
+        engine = _without_fsync(prepared_engine(recreate_sqlite(workdir / "profile.sqlite3"), 10))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for request in requests:
+            run_transaction(engine, partial(post, request=request))
+        profiler.disable()
+        engine.dispose()
+    elif kind == "import":
+        engine = _without_fsync(prepared_engine(recreate_sqlite(workdir / "profile.sqlite3"), 100))
+        batches = [list(bulk_requests(count, start, 100)) for start in range(0, 6 * count, count)]
+        with stopwatch() as watch:
+            for batch in batches[:3]:
+                run_transaction(engine, partial(post_many, requests=batch))
+        out.append(f"post_many: {3 * count:,} entries in {watch.seconds:.2f} s")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for batch in batches[3:]:
+            run_transaction(engine, partial(post_many, requests=batch))
+        profiler.disable()
+        engine.dispose()
+    else:
+        raise BenchError("unknown_profile", f"{kind!r}: use post or import")
+    out.append(_top(profiler))
+    return "\n".join(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
@@ -777,7 +857,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="alternating ledger/ceiling runs per scenario")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where SQLite files go")
     parser.add_argument("--postgres-url", default=PG_SERVER_URL, help="server; only nofu_bench is used")
+    parser.add_argument(
+        "--profile", choices=("post", "import"),
+        help="instead of the benchmark: where the time goes on SQLite (cProfile, fsync off)",
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        print(profile(args.profile, args.workdir, args.postings or (2000 if args.profile == "post" else 10_000)))
+        return 0
     settings: dict[str, Any] = dict(QUICK) if args.quick else {}
     if args.postings is not None:
         settings["postings"] = args.postings

@@ -22,6 +22,7 @@ from bench.ledger import (
     main,
     peer_available,
     prepared_engine,
+    profile,
     render,
     run_benchmark,
     run_ledger,
@@ -107,6 +108,18 @@ def test_books_that_do_not_match_the_plan_are_refused(tmp_path: Path) -> None:
         assert refused.value.code == "books_mismatch"
     finally:
         engine.dispose()
+
+
+def test_profile_post_compares_ledger_and_ceiling_and_names_the_hot_functions(tmp_path: Path) -> None:
+    text = profile("post", tmp_path, 30)
+    assert "per posting: ledger" in text and "ceiling" in text
+    assert "function calls" in text and "tottime" in text  # cProfile's table follows
+
+
+def test_an_unknown_profile_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BenchError) as refused:
+        profile("everything", tmp_path, 10)
+    assert refused.value.code == "unknown_profile"
 
 
 def test_only_scratch_postgres_databases_are_dropped() -> None:
