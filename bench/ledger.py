@@ -421,7 +421,10 @@ def _ceiling_sqlite(
     def work() -> None:
         db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         # The pragmas ledger.db sets on every connection.
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", f"synchronous={synchronous}"):
+        for pragma in (
+            "journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", f"synchronous={synchronous}",
+            "cache_size=-16384",
+        ):
             db.execute(f"PRAGMA {pragma}")
         cur = db.cursor()
         try:
