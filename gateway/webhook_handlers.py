@@ -39,9 +39,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from gateway.payments import records
 from gateway.payments import refunds as refund_steps
-from gateway.payments.errors import PaymentNotFound, ProviderMismatch, UnknownProviderPayment
+from gateway.payments.errors import ProviderMismatch, UnknownProviderPayment
 from gateway.payments.model import Attempt, RefundStatus
-from gateway.payments.schema import refunds
+from gateway.payments.schema import attempts, refunds
 from gateway.payments.service import PaymentService
 from gateway.payments.state import AttemptStatus
 from gateway.providers.errors import ProviderError
@@ -60,11 +60,35 @@ from webhooks import (
     Refuse,
     RetryPolicy,
 )
+from webhooks.committer import GroupCommitter
 from webhooks.processor import DEFAULT_BATCH, DEFAULT_LEASE
 
 log = logging.getLogger("nofu.webhooks")
 
-Prepared = tuple[Attempt, Attempt]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a handler needs to know of an attempt to decide, read cheaply in the event's
+    transaction (the service reads the whole attempt when it acts)."""
+
+    id: int
+    public_id: str
+    status: AttemptStatus
+    amount_received: int
+    provider_payment_id: str | None
+    version: int
+
+    @classmethod
+    def of(cls, row: sa.Row) -> Seen:
+        return cls(row.id, row.public_id, AttemptStatus(row.status), row.amount_received, row.provider_payment_id, row.version)
+
+
+_SEEN = sa.select(
+    attempts.c.id, attempts.c.public_id, attempts.c.status, attempts.c.amount_received,
+    attempts.c.provider_payment_id, attempts.c.version,
+)  # fmt: skip
+Prepared = tuple[Seen, Attempt]
 
 
 def _text(value: Any) -> str | None:
@@ -97,16 +121,16 @@ class PaymentEvents:
 
     # --- payments ---------------------------------------------------------------------------
 
-    def _attempt(self, conn: Connection, payment_id: str, metadata: Mapping[str, Any]) -> Attempt | None:
-        found = records.find_by_provider_id(conn, payment_id)
-        if found is None and _text(metadata.get("attempt_id")):
-            try:
-                found = records.load_attempt(conn, public_id=metadata["attempt_id"])
-            except PaymentNotFound:
-                return None
-        return found
+    def _attempt(self, conn: Connection, payment_id: str, metadata: Mapping[str, Any]) -> Seen | None:
+        """The attempt an object belongs to: by the provider's id, else by the attempt id nofu
+        put in its metadata (an intent whose create answer was lost)."""
+        found = conn.execute(_SEEN.where(attempts.c.provider_payment_id == payment_id)).first()
+        attempt_id = _text(metadata.get("attempt_id"))
+        if found is None and attempt_id is not None:
+            found = conn.execute(_SEEN.where(attempts.c.public_id == attempt_id)).first()
+        return None if found is None else Seen.of(found)
 
-    def _apply(self, before: Attempt, payment: ProviderPayment | None, payment_id: str) -> Prepared:
+    def _apply(self, before: Seen, payment: ProviderPayment | None, payment_id: str) -> Prepared:
         """The Outside step: apply the given outcome, or (None) the provider's current state."""
         try:
             if payment is None:
@@ -130,7 +154,7 @@ class PaymentEvents:
         before, after = prepared
         # Serialise with another event's re-run for the same attempt, so the inbox's check of
         # who applied an effect sees the other's committed answer.
-        records.lock_attempt(conn, after.id)
+        conn.execute(sa.select(attempts.c.id).where(attempts.c.id == after.id).with_for_update())
         if after.version == before.version and after.amount_received == before.amount_received:
             return Outcome.skipped(f"{after.public_id}: nothing to change ({after.status.value})")
         note = f"{after.public_id}: {before.status.value} → {after.status.value}"
@@ -304,14 +328,17 @@ class WebhookRuntime:
     intake: Intake
     processor: Processor
     background: BackgroundProcessor | None
+    committer: GroupCommitter
 
     def start(self) -> None:
+        self.committer.start()
         if self.background is not None:
             self.background.start()
 
     def stop(self) -> None:
         if self.background is not None:
             self.background.stop()
+        self.committer.stop()
 
 
 def build_processor(
@@ -338,5 +365,6 @@ def build_processor(
 def build_webhooks(settings: Settings, engine: Engine, payments: PaymentService) -> WebhookRuntime:
     processor = build_processor(engine, payments, settings)
     background = BackgroundProcessor(processor) if settings.webhook_in_process else None
-    intake = Intake(engine, settings.stripe_webhook_secrets, on_stored=processor.wake if background else None)
-    return WebhookRuntime(intake=intake, processor=processor, background=background)
+    committer = GroupCommitter(engine, on_stored=processor.wake if background else None)
+    intake = Intake(engine, settings.stripe_webhook_secrets, committer=committer)
+    return WebhookRuntime(intake=intake, processor=processor, background=background, committer=committer)

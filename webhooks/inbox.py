@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -108,47 +108,72 @@ def _insert(conn: Connection) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(webhook_events)
 
 
-def store(conn: Connection, payload: bytes, *, now: datetime, source: str = "delivery") -> Stored:
-    """Store one verified body in the caller's transaction (see the module invariants)."""
+def _row(payload: bytes, now: datetime, source: str) -> tuple[dict[str, Any], ParsedEvent | None]:
     parsed = parse(payload)
     sha = digest(payload)
-    now = to_utc(now)
     values: dict[str, Any] = {
         "provider": PROVIDER,
+        "event_id": f"poison:{sha}",
+        "event_type": None,
+        "object_id": None,
+        "api_version": None,
+        "livemode": None,
+        "provider_created_at": None,
         "received_at": now,
         "source": source,
         "payload": payload,
         "payload_sha256": sha,
+        "state": POISON,
         "attempts": 0,
         "next_attempt_at": now,
+        "outcome": "not a readable event",
         "replays": 0,
     }
-    if parsed is None:
-        key = f"poison:{sha}"
-        values.update(event_id=key, state=POISON, outcome="not a readable event")
-    else:
-        key = parsed.event_id
+    if parsed is not None:
         values.update(
-            event_id=key,
+            event_id=parsed.event_id,
             event_type=parsed.event_type,
             object_id=parsed.object_id,
             api_version=parsed.api_version,
             livemode=parsed.livemode,
             provider_created_at=parsed.created,
             state=PENDING,
+            outcome=None,
             # Due from the provider's time: a backlog (a late delivery, a backfill) is worked
             # through roughly in the provider's order, not in the order it reached us.
             next_attempt_at=min(now, parsed.created) if parsed.created is not None else now,
         )
-    inserted = conn.execute(
-        _insert(conn).values(**values).on_conflict_do_nothing(index_elements=["event_id"]).returning(webhook_events.c.id)
-    ).first()
-    return Stored(
-        event_id=key,
-        event_type=None if parsed is None else parsed.event_type,
-        duplicate=inserted is None,
-        poison=parsed is None,
-    )
+    return values, parsed
+
+
+def store_many(
+    conn: Connection, payloads: Sequence[bytes], *, now: datetime, source: str = "delivery"
+) -> list[Stored]:
+    """Store verified bodies in the caller's transaction, with one statement (see the module
+    invariants); results in the order given. A body repeated within ``payloads`` is stored once
+    and reported as a duplicate after its first occurrence."""
+    now = to_utc(now)
+    rows = [_row(payload, now, source) for payload in payloads]
+    first: dict[str, dict[str, Any]] = {}
+    for values, _ in rows:
+        first.setdefault(values["event_id"], values)
+    inserted: set[str] = set()
+    if first:
+        statement = _insert(conn).on_conflict_do_nothing(index_elements=["event_id"]).returning(webhook_events.c.event_id)
+        inserted = set(conn.execute(statement, list(first.values())).scalars())
+    results = []
+    for values, parsed in rows:
+        key = values["event_id"]
+        new = key in inserted and first[key] is values
+        results.append(
+            Stored(event_id=key, event_type=None if parsed is None else parsed.event_type, duplicate=not new, poison=parsed is None)
+        )
+    return results
+
+
+def store(conn: Connection, payload: bytes, *, now: datetime, source: str = "delivery") -> Stored:
+    """Store one verified body in the caller's transaction (see the module invariants)."""
+    return store_many(conn, [payload], now=now, source=source)[0]
 
 
 def known_ids(conn: Connection, event_ids: list[str]) -> set[str]:

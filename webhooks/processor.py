@@ -45,6 +45,7 @@ from ledger.db import run_transaction
 from webhooks.handlers import HandlerRegistry, InboxEvent, NotYet, Outcome, OutcomeKind, Outside, Refuse
 from webhooks.retry import RetryPolicy
 from webhooks.schema import DEAD, MAX_ERROR, MAX_OUTCOME, PENDING, PROCESSING, webhook_events
+from webhooks.writers import one_writer
 
 log = logging.getLogger("nofu.webhooks")
 
@@ -106,7 +107,8 @@ class Processor:
     def claim(self, limit: int | None = None) -> list[Claim]:
         """Take up to ``limit`` due events under a fresh lease (one transaction)."""
         limit = limit or self.batch_size
-        return run_transaction(self.engine, lambda conn: self._claim(conn, limit))
+        with one_writer(self.engine):
+            return run_transaction(self.engine, lambda conn: self._claim(conn, limit))
 
     def _claim(self, conn: Connection, limit: int) -> list[Claim]:
         now = self.now()
@@ -159,7 +161,8 @@ class Processor:
         steps = 0
         while True:
             try:
-                state = run_transaction(self.engine, lambda conn: self._apply(conn, claim, prepared, steps))
+                with one_writer(self.engine):
+                    state = run_transaction(self.engine, lambda conn: self._apply(conn, claim, prepared, steps))
             except Outside as need:
                 if steps >= MAX_STEPS:
                     return self._failed(claim, f"the handler asked for more than {MAX_STEPS} outside steps")
@@ -248,7 +251,8 @@ class Processor:
             )
             return str(values["state"])
 
-        state = run_transaction(self.engine, work)
+        with one_writer(self.engine):
+            state = run_transaction(self.engine, work)
         self.counts[state] += 1
         level = logging.ERROR if state == DEAD else logging.WARNING
         log.log(level, "webhook event %s %s: %s", claim.id, "dead-lettered" if state == DEAD else "will retry",
@@ -267,7 +271,8 @@ class Processor:
             )
             return DEAD
 
-        state = run_transaction(self.engine, work)
+        with one_writer(self.engine):
+            state = run_transaction(self.engine, work)
         self.counts[state] += 1
         log.error("webhook event %s dead-lettered: %s", claim.id, message)
         return state

@@ -72,6 +72,5 @@ webhook_events = sa.Table(
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("replays", sa.Integer, nullable=False),
     sa.Index("ix_webhook_events_due", "state", "next_attempt_at", "id"),
-    sa.Index("ix_webhook_events_state_id", "state", "id"),
     sa.Index("ix_webhook_events_object", "object_id", "id"),
 )

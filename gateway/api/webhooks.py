@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
@@ -59,9 +58,7 @@ async def stripe_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, 
         if exc.status_code == 413:
             raise PayloadTooLarge(f"the body is larger than {intake.max_bytes} bytes", max_bytes=intake.max_bytes) from None
         raise
-    stored = await anyio.to_thread.run_sync(
-        intake.receive, body, request.headers.get("stripe-signature"), content_type
-    )
+    stored = await intake.receive_async(body, request.headers.get("stripe-signature"), content_type)
     return Response(
         {"received": True, "event_id": stored.event_id, "duplicate": stored.duplicate, "poison": stored.poison},
         status_code=200,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger.clock import to_utc
+from ledger.clock import to_utc, utc_now
 from ledger.db import run_transaction
 from tests.webhooks.support import SECRET, body_of, event, row, rows, sign
 from webhooks import (
@@ -149,3 +149,48 @@ def test_concurrent_duplicates_store_one_row(engine: Engine) -> None:
     assert sum(not r.duplicate for r in results) == 1
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(webhook_events)).scalar_one() == 1
+
+
+def test_group_commit_stores_concurrent_deliveries_together(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webhooks.committer import GroupCommitter
+
+    woken: list[int] = []
+    committer = GroupCommitter(engine, on_stored=lambda: woken.append(1))
+    intake = Intake(engine, [SECRET], committer=committer)
+    bodies = [body_of(event()) for _ in range(60)]
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda b: intake.receive(b, sign(b), JSON), bodies + bodies[:10]))
+    finally:
+        committer.stop()
+    assert sum(not r.duplicate for r in results) == 60
+    assert [r.event_id for r in results[:60]] == [json.loads(b)["id"] for b in bodies]
+    assert len(rows(engine)) == 60 and committer.stored == 70
+    assert committer.batches < 70 and woken  # several deliveries shared a commit; the processor was woken
+
+
+def test_a_body_repeated_within_one_batch_is_stored_once(engine: Engine) -> None:
+    from webhooks.inbox import store_many
+
+    body = body_of(event())
+    other = body_of(event())
+    results = run_transaction(engine, lambda conn: store_many(conn, [body, other, body], now=utc_now()))
+    assert [r.duplicate for r in results] == [False, False, True]
+    assert len(rows(engine)) == 2
+
+
+def test_a_failed_batch_fails_every_delivery_in_it(engine: Engine) -> None:
+    from webhooks.committer import GroupCommitter
+
+    unreachable = sa.create_engine("sqlite:////nonexistent/dir/nofu.sqlite3")
+    committer = GroupCommitter(unreachable)
+    broken = Intake(engine, [SECRET], committer=committer)
+    body = body_of(event())
+    try:
+        with pytest.raises(DBAPIError):
+            broken.receive(body, sign(body), JSON)
+    finally:
+        committer.stop()
+    assert rows(engine) == []

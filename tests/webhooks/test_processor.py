@@ -51,8 +51,11 @@ def effects_engine(engine: Engine) -> Engine:
 
 
 def put(engine: Engine, event_type: str = "test.thing", clock: Clock | None = None, **fields: object) -> str:
+    """Store an event created a second before ``clock``'s now (so it is due at once)."""
+    now = (clock or utc_now)()
+    fields.setdefault("created", int(now.timestamp()) - 1)
     evt = event(event_type, **fields)
-    run_transaction(engine, lambda conn: store(conn, body_of(evt), now=(clock or utc_now)()))
+    run_transaction(engine, lambda conn: store(conn, body_of(evt), now=now))
     return str(evt["id"])
 
 
@@ -69,7 +72,7 @@ def registry(**handlers: object) -> HandlerRegistry:
 
 
 def test_an_event_is_applied_with_its_effect(effects_engine: Engine, clock: Clock) -> None:
-    event_id = put(effects_engine)
+    event_id = put(effects_engine, clock=clock)
     processor = Processor(effects_engine, registry(test__thing=applying), clock=clock)
     assert processor.drain() == 1
     got = row(effects_engine, event_id)
@@ -79,7 +82,7 @@ def test_an_event_is_applied_with_its_effect(effects_engine: Engine, clock: Cloc
 
 
 def test_events_without_a_handler_are_ignored(engine: Engine, clock: Clock) -> None:
-    event_id = put(engine, "payout.paid")
+    event_id = put(engine, "payout.paid", clock=clock)
     Processor(engine, registry(), clock=clock).drain()
     got = row(engine, event_id)
     assert got.state == "ignored" and "payout.paid" in got.outcome
@@ -90,8 +93,8 @@ def test_a_family_handler_and_an_exact_one(engine: Engine, clock: Clock) -> None
     reg = HandlerRegistry()
     reg.register("charge.*", lambda conn, e: seen.append("family") or Outcome.skipped("f"))
     reg.register("charge.refunded", lambda conn, e: seen.append("exact") or Outcome.applied("e"))
-    put(engine, "charge.succeeded")
-    put(engine, "charge.refunded")
+    put(engine, "charge.succeeded", clock=clock)
+    put(engine, "charge.refunded", clock=clock)
     Processor(engine, reg, clock=clock).drain()
     assert sorted(seen) == ["exact", "family"]
     with pytest.raises(ValueError):
@@ -99,7 +102,7 @@ def test_a_family_handler_and_an_exact_one(engine: Engine, clock: Clock) -> None
 
 
 def test_a_failing_handler_rolls_back_its_effect_and_retries_with_backoff(effects_engine: Engine, clock: Clock) -> None:
-    event_id = put(effects_engine)
+    event_id = put(effects_engine, clock=clock)
     failures = {"left": 2}
 
     def flaky(conn: Connection, evt: InboxEvent) -> Outcome:
@@ -128,7 +131,7 @@ def test_a_failing_handler_rolls_back_its_effect_and_retries_with_backoff(effect
 
 
 def test_dead_letter_after_the_attempt_limit(engine: Engine, clock: Clock) -> None:
-    event_id = put(engine)
+    event_id = put(engine, clock=clock)
 
     def broken(conn: Connection, evt: InboxEvent) -> Outcome:
         raise ValueError("cannot parse the metadata")
@@ -143,8 +146,8 @@ def test_dead_letter_after_the_attempt_limit(engine: Engine, clock: Clock) -> No
 
 
 def test_not_yet_waits_and_refuse_dead_letters_at_once(engine: Engine, clock: Clock) -> None:
-    waiting = put(engine, "test.wait")
-    refused = put(engine, "test.refuse")
+    waiting = put(engine, "test.wait", clock=clock)
+    refused = put(engine, "test.refuse", clock=clock)
     reg = registry(
         test__wait=lambda conn, e: (_ for _ in ()).throw(NotYet("the payment is not known yet")),
         test__refuse=lambda conn, e: (_ for _ in ()).throw(Refuse("not ours")),
@@ -157,7 +160,7 @@ def test_not_yet_waits_and_refuse_dead_letters_at_once(engine: Engine, clock: Cl
 
 
 def test_outside_steps_run_between_transactions(effects_engine: Engine, clock: Clock) -> None:
-    event_id = put(effects_engine)
+    event_id = put(effects_engine, clock=clock)
     calls: list[str] = []
 
     def handler(conn: Connection, evt: InboxEvent) -> Outcome:
@@ -169,7 +172,7 @@ def test_outside_steps_run_between_transactions(effects_engine: Engine, clock: C
     def step_fails(conn: Connection, evt: InboxEvent) -> Outcome:
         raise Outside(lambda: (_ for _ in ()).throw(NotYet("provider says processing")), "ask")
 
-    other = put(effects_engine, "test.other")
+    other = put(effects_engine, "test.other", clock=clock)
     processor = Processor(effects_engine, registry(test__thing=handler, test__other=step_fails), clock=clock)
     processor.drain()
     assert calls == ["step"]
@@ -179,14 +182,14 @@ def test_outside_steps_run_between_transactions(effects_engine: Engine, clock: C
 
 
 def test_a_handler_that_keeps_asking_fails(engine: Engine, clock: Clock) -> None:
-    event_id = put(engine)
+    event_id = put(engine, clock=clock)
     reg = registry(test__thing=lambda conn, e: (_ for _ in ()).throw(Outside(lambda: None, "again")))
     Processor(engine, reg, clock=clock).drain()
     assert "outside steps" in row(engine, event_id).last_error
 
 
 def test_a_worker_that_died_leaves_the_event_to_be_claimed_after_its_lease(effects_engine: Engine, clock: Clock) -> None:
-    event_id = put(effects_engine)
+    event_id = put(effects_engine, clock=clock)
     reg = registry(test__thing=applying)
     dead_worker = Processor(effects_engine, reg, clock=clock, worker_id="dead", lease=timedelta(seconds=60))
     claims = dead_worker.claim()
@@ -203,7 +206,7 @@ def test_a_worker_that_died_leaves_the_event_to_be_claimed_after_its_lease(effec
 
 
 def test_an_event_whose_workers_keep_dying_is_dead_lettered(engine: Engine, clock: Clock) -> None:
-    event_id = put(engine)
+    event_id = put(engine, clock=clock)
     processor = Processor(engine, registry(test__thing=applying), clock=clock, policy=RetryPolicy(max_attempts=2))
     for _ in range(3):
         processor.claim()  # claimed and never finished: the worker "died"
@@ -215,9 +218,9 @@ def test_an_event_whose_workers_keep_dying_is_dead_lettered(engine: Engine, cloc
 def test_backlog_is_worked_in_the_providers_order(engine: Engine, clock: Clock) -> None:
     order: list[str] = []
     base = int(clock.now.timestamp())
-    late = put(engine, created=base - 100)  # delivered now, created long ago
-    newer = put(engine, created=base - 10)
-    oldest = put(engine, created=base - 1000)
+    late = put(engine, clock=clock, created=base - 100)  # delivered now, created long ago
+    newer = put(engine, clock=clock, created=base - 10)
+    oldest = put(engine, clock=clock, created=base - 1000)
     reg = registry(test__thing=lambda conn, e: order.append(e.event_id) or Outcome.applied("ok"))
     Processor(engine, reg, clock=clock, batch_size=1).drain()
     assert order == [oldest, late, newer]
@@ -281,7 +284,7 @@ def test_concurrent_workers_on_postgresql_apply_each_event_once(pg_engine: Engin
 
 
 def test_one_effect_is_credited_to_one_event(engine: Engine, clock: Clock) -> None:
-    first, second = put(engine), put(engine)
+    first, second = put(engine, clock=clock), put(engine, clock=clock)
     reg = registry(test__thing=lambda conn, e: Outcome.applied(f"money of pa_1 by {e.event_id}", "payment:pa_1:received"))
     Processor(engine, reg, clock=clock).drain()
     a, b = row(engine, first), row(engine, second)

@@ -68,7 +68,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("effect_key", name="uq_webhook_events_effect_key"),
     )
     op.create_index("ix_webhook_events_due", "webhook_events", ["state", "next_attempt_at", "id"])
-    op.create_index("ix_webhook_events_state_id", "webhook_events", ["state", "id"])
     op.create_index("ix_webhook_events_object", "webhook_events", ["object_id", "id"])
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_triggers()
@@ -87,8 +86,9 @@ def _sqlite_triggers() -> None:
         "BEGIN SELECT RAISE(ABORT, 'webhooks: stored events are never deleted'); END"
     )
     changed = " OR ".join(f"NEW.{column} IS NOT OLD.{column}" for column in FIXED)
+    # UPDATE OF: processing updates (state, lease, attempts …) do not even fire it.
     _run(
-        f"CREATE TRIGGER webhook_events_fixed BEFORE UPDATE ON webhook_events WHEN {changed} "
+        f"CREATE TRIGGER webhook_events_fixed BEFORE UPDATE OF {', '.join(FIXED)} ON webhook_events WHEN {changed} "
         "BEGIN SELECT RAISE(ABORT, 'webhooks: a stored event never changes'); END"
     )
 
@@ -108,8 +108,9 @@ def _postgresql_triggers() -> None:
         END $$
         """
     )
+    # UPDATE OF: processing updates (state, lease, attempts …) do not even fire it.
     _run(
-        "CREATE TRIGGER webhook_events_guard BEFORE UPDATE OR DELETE ON webhook_events "
+        f"CREATE TRIGGER webhook_events_guard BEFORE UPDATE OF {', '.join(FIXED)} OR DELETE ON webhook_events "
         "FOR EACH ROW EXECUTE FUNCTION webhook_events_guard()"
     )
     _run(
