@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps node-deps demo test bench clean
 
 # Debian packages the tests use: a QR decoder and SVG rasterizer (to prove printed codes scan),
 # and headless Chromium for the resident pages. Installed when missing and we may use apt.
@@ -31,7 +31,15 @@ system-deps:
 demo: setup
 	$(BIN)/nofu demo $(DEMO_ARGS)
 
-test: setup system-deps
+# playwright-core drives the system Chromium in the browser tests (never a downloaded browser).
+node-deps:
+	@if command -v npm >/dev/null && [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then \
+	  npm ci --prefix tests/browser --no-audit --no-fund --silent; fi
+
+# Two workers (the machines have 2 cores); a test file stays on one worker.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+test: setup system-deps node-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
