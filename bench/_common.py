@@ -90,13 +90,18 @@ def recreate_sqlite(path: Path, *, wal: bool = True) -> str:
     that opens it with default settings then journals the way nofu does.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    remove_sqlite(path)
     if wal:
         with sqlite3.connect(path) as conn:
             conn.execute("PRAGMA journal_mode=WAL").fetchone()
         conn.close()
     return f"sqlite:///{path}"
+
+
+def remove_sqlite(path: Path) -> None:
+    """Delete an SQLite file with its WAL, shared-memory and journal files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def sqlite_path(url: str) -> str:

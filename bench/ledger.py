@@ -62,6 +62,7 @@ from bench._common import (
     rate,
     recreate_postgres,
     recreate_sqlite,
+    remove_sqlite,
     sqlite_path,
     stopwatch,
     table,
@@ -131,8 +132,13 @@ class Throughput:
 # --- databases ------------------------------------------------------------------------------
 
 
+SQLITE_FILES = ("capture", "ledger", "ceiling", "peer", "bulk")
+PROFILE_FILES = ("capture", "profile-ledger", "profile-ceiling", "profile")
+
+
 def fresh_database(backend: Backend, workdir: Path, name: str, server_url: str) -> str:
-    """An empty scratch database: ``workdir/name.sqlite3`` or PostgreSQL ``nofu_bench``."""
+    """An empty scratch database: ``workdir/name.sqlite3`` (name in SQLITE_FILES) or
+    PostgreSQL ``nofu_bench``."""
     if backend == "sqlite":
         return recreate_sqlite(workdir / f"{name}.sqlite3")
     return recreate_postgres(server_url)
@@ -689,6 +695,8 @@ def run_benchmark(options: Options, progress: Callable[[str], None] = lambda _: 
     finally:
         if postgres:
             drop_postgres(options.server_url)
+        for name in SQLITE_FILES:
+            remove_sqlite(workdir / f"{name}.sqlite3")
     report.load.append(os.getloadavg())
     return report
 
@@ -845,6 +853,8 @@ def profile(kind: str, workdir: Path, count: int) -> str:
         engine.dispose()
     else:
         raise BenchError("unknown_profile", f"{kind!r}: use post or import")
+    for name in PROFILE_FILES:
+        remove_sqlite(workdir / f"{name}.sqlite3")
     out.append(_top(profiler))
     return "\n".join(out)
 

@@ -47,6 +47,8 @@ def test_quick_mode_on_sqlite_posts_every_entry_on_every_side(tmp_path: Path) ->
     assert 0 < bulk.import_seconds <= bulk.build_seconds
     assert len(bulk.tb_as_of_seconds) == len(bulk.tb_now_seconds) == 3
 
+    assert not list(tmp_path.glob("*.sqlite3*"))  # the bench removes its files
+
     text = render(report)
     assert "ledger/ceiling" in text and "ledger/peer" in text
     assert "synchronous=FULL" in text
