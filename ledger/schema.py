@@ -106,9 +106,9 @@ lines = sa.Table(
     sa.Column("account_version", sa.BigInteger, nullable=False),
     sa.CheckConstraint("side IN ('D', 'C')", name="side"),
     sa.CheckConstraint(f"amount > 0 AND amount <= {MAX_AMOUNT}", name="amount_range"),
+    # Also the index behind look-ups of an entry's lines (entry_id is its first column).
     sa.UniqueConstraint("entry_id", "line_no", name="uq_ledger_lines_entry_line"),
     sa.UniqueConstraint("account_id", "account_version", name="uq_ledger_lines_account_version"),
-    sa.Index("ix_ledger_lines_entry", "entry_id"),
     sa.Index("ix_ledger_lines_account_date", "account_id", "effective_date", "side", "amount"),
 )
 

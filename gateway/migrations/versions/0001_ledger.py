@@ -108,7 +108,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("entry_id", "line_no", name="uq_ledger_lines_entry_line"),
         sa.UniqueConstraint("account_id", "account_version", name="uq_ledger_lines_account_version"),
     )
-    op.create_index("ix_ledger_lines_entry", "ledger_lines", ["entry_id"])
     op.create_index(
         "ix_ledger_lines_account_date",
         "ledger_lines",
