@@ -1,0 +1,15 @@
+"""The ceiling for the resident page benchmark: a bare Litestar handler on the same route shape,
+returning a small HTML page, with nothing behind it (no token check, database or template)."""
+
+from __future__ import annotations
+
+from litestar import Litestar, MediaType, get
+
+
+@get("/p/{token:str}", media_type=MediaType.HTML, sync_to_thread=False)
+def page(token: str) -> str:
+    return f"<!doctype html><title>nofu</title><p>{len(token)}</p>"
+
+
+def create_app() -> Litestar:
+    return Litestar(route_handlers=[page], debug=False)
