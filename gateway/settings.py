@@ -1,5 +1,5 @@
-"""Settings from the environment. Every variable, its default and its meaning is listed in
-``SETTINGS`` below and in README.md; an invalid value stops the program at start with one line
+"""Settings from the environment: each field ``x`` is read from ``NOFU_X``; the defaults and
+meanings are below and in README.md. An invalid value stops the program at start with one line
 naming the variable."""
 
 from __future__ import annotations
