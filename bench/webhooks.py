@@ -1,6 +1,6 @@
 """The webhook benchmark: signed HTTP deliveries through intake, inbox and processor to the books.
 
-Run ``python -m bench.webhooks`` (about 5 minutes on 2 shared cores) or ``--quick`` (about a
+Run ``python -m bench.webhooks`` (about 4 minutes on 2 shared cores) or ``--quick`` (about a
 minute; ``--sqlite-only`` skips PostgreSQL). It prints, in one run:
 
 1. **end to end**: real payments made in the sandbox (a PaymentIntent per invoice, confirmed the
@@ -426,12 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--sqlite-only", action="store_true")
-    parser.add_argument("--payments", type=int, help="payments in the end-to-end run (default 1500, quick 200)")
+    parser.add_argument("--payments", type=int, help="payments in the end-to-end run (default 1000, quick 200)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     args = parser.parse_args(argv)
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    payments = args.payments or (200 if args.quick else 1500)
+    payments = args.payments or (200 if args.quick else 1000)
     intake_requests = 3_000 if args.quick else 20_000
     rates = (200.0, 500.0) if args.quick else (200.0, 500.0, 800.0)
     kinds = ["sqlite"] if args.sqlite_only or not postgres_reachable() else ["sqlite", "postgresql"]

@@ -12,7 +12,7 @@
     list_events(conn, state="dead"); replay(conn, "evt_…", now=…)
 
 Modules: ``signature`` (Stripe-Signature with the SDK), ``inbox`` (the table's writer),
-``intake`` (checks then store), ``handlers`` (registry and the handler contract), ``processor``
+``intake`` (checks then store), ``committer`` (group commit), ``writers`` (one SQLite writer), ``handlers`` (registry and the handler contract), ``processor``
 (claiming, leases, applying, backoff), ``retry`` (the backoff policy), ``listing`` and ``replay``
 (what staff do), ``backfill``. Errors: ``errors`` (``webhook.*``). This package knows nothing of
 HTTP or of payments; the gateway wires it (``gateway/webhook_handlers.py``, ``gateway/api/webhooks.py``).
@@ -22,6 +22,7 @@ Design notes and figures: docs/webhooks.md.
 from __future__ import annotations
 
 from webhooks.backfill import BackfillReport, backfill
+from webhooks.committer import GroupCommitter
 from webhooks.errors import (
     BackfillFailed,
     EventNotFound,
@@ -37,7 +38,7 @@ from webhooks.errors import (
     WebhookError,
 )
 from webhooks.handlers import Handler, HandlerRegistry, InboxEvent, NotYet, Outcome, OutcomeKind, Outside, Refuse
-from webhooks.inbox import ParsedEvent, Stored, parse, store
+from webhooks.inbox import ParsedEvent, Stored, parse, store, store_many
 from webhooks.intake import MAX_BODY_BYTES, Intake
 from webhooks.listing import StoredEvent, get_event, list_events, state_counts
 from webhooks.processor import BackgroundProcessor, Claim, Processor
@@ -55,6 +56,7 @@ __all__ = [
     "BackgroundProcessor",
     "Claim",
     "EventNotFound",
+    "GroupCommitter",
     "Handler",
     "HandlerRegistry",
     "InboxEvent",
@@ -86,6 +88,7 @@ __all__ = [
     "replay",
     "state_counts",
     "store",
+    "store_many",
     "verify",
     "webhook_events",
 ]

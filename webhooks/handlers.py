@@ -6,7 +6,8 @@ A handler is ``function(conn, event) -> Outcome``. It runs inside the event's ow
 
 A handler says how it went by what it returns or raises:
 
-- ``Outcome.applied(note)``: it changed something; ``Outcome.skipped(note)``: nothing to change
+- ``Outcome.applied(note, effect)``: it changed something (``effect`` names a one-time effect,
+  kept unique across events by the inbox); ``Outcome.skipped(note)``: nothing to change
   (a stale event, or its effect is already there: the same payment reported by another event);
   ``Outcome.ignored(note)``: an event nofu does not act on.
 - ``NotYet(reason)``: it cannot apply yet (e.g. a refund update for a payment not known yet): the
@@ -16,7 +17,8 @@ A handler says how it went by what it returns or raises:
   transactions. The transaction rolls back, the processor runs ``step()`` between transactions
   (still holding the event's lease), then runs the handler again with the result in
   ``event.prepared``. Such a step must be idempotent: a worker may die after it and before the
-  outcome is recorded, and the next worker runs it again.
+  outcome is recorded, and the next worker runs it again. A step may itself raise ``NotYet`` or
+  ``Refuse`` (the provider says "processing"; the service says the object is not ours).
 - ``Refuse(reason)``: it can never apply (e.g. an object that is not nofu's): dead-lettered at
   once for staff.
 - any other exception: a failure, retried with backoff, dead-lettered after the limit.
