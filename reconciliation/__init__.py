@@ -47,7 +47,15 @@ from reconciliation.model import (
     ReconciliationConfig,
     RunOutcome,
 )
-from reconciliation.queue import SignOff, Staff, assign, comment, escalate, resolve, sign_off
+from reconciliation.queue import (
+    SignOff,
+    Staff,
+    assign,
+    comment,
+    escalate,
+    resolve,
+    sign_off,
+)
 from reconciliation.report import csv_bytes, csv_chunks, report
 from reconciliation.run import check_day, parse_day, reconcile_day
 from reconciliation.sources import Healer, LedgerLinks, NoLinks, StatementSource
@@ -63,8 +71,8 @@ __all__ = [
     "Break",
     "BreakCategory",
     "BreakClosed",
-    "BreakNote",
     "BreakNotFound",
+    "BreakNote",
     "BreakStatus",
     "DaySignedOff",
     "EarlierDayOpen",
@@ -86,8 +94,8 @@ __all__ = [
     "RunNotFound",
     "RunOutcome",
     "SignOff",
-    "StaleBreak",
     "Staff",
+    "StaleBreak",
     "StatementSource",
     "assign",
     "check_day",

@@ -36,8 +36,9 @@ class BankImport:
     already_imported: bool
 
 
-def parse_statement(data: bytes, config: ReconciliationConfig = ReconciliationConfig()) -> BankStatement:
+def parse_statement(data: bytes, config: ReconciliationConfig | None = None) -> BankStatement:
     """Detect the format (a 全銀 file starts with header ``103``), parse, check the account."""
+    config = config or ReconciliationConfig()
     if not data:
         raise BankStatementInvalid("the file is empty", (LineError(0, "statement.empty", "no bytes"),))
     if len(data) > MAX_BYTES:

@@ -103,7 +103,7 @@ def parse_csv(data: bytes, *, account: str = "") -> tuple[BankLine, ...]:
         if number > MAX_LINES:
             raise BankStatementInvalid(f"more than {MAX_LINES:,} lines: split the file")
 
-        def cell(field: str) -> str:
+        def cell(field: str, row: list[str] = row) -> str:
             index = columns.get(field)
             return row[index] if index is not None and index < len(row) else ""
 

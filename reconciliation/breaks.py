@@ -18,8 +18,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.schema import accounts, lines
 from ledger.clock import to_utc
+from ledger.schema import accounts, lines
 from reconciliation.errors import BreakNotFound
 from reconciliation.model import Break, BreakCategory, BreakNote, BreakStatus
 from reconciliation.schema import break_notes, breaks

@@ -26,6 +26,7 @@ provider − ledger for mismatches, actual − expected for fees.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,8 +34,20 @@ from sqlalchemy.engine import Connection
 from reconciliation.matching import ACTIVE_PAYOUT_STATUSES, PAYOUT_TYPES
 from reconciliation.model import ReconciliationConfig
 from reconciliation.payouts import Compositions
-from reconciliation.schema import bank_lines, matches, payout_matches, payouts, provider_txns
-from reconciliation.staging import analyze, tmp_breaks, tmp_items, tmp_pairs, tmp_unmatched
+from reconciliation.schema import (
+    bank_lines,
+    matches,
+    payout_matches,
+    payouts,
+    provider_txns,
+)
+from reconciliation.staging import (
+    analyze,
+    tmp_breaks,
+    tmp_items,
+    tmp_pairs,
+    tmp_unmatched,
+)
 
 COLUMNS = [
     "break_key", "category", "amount", "provider_amount", "ledger_amount", "provider_txn_id", "match_ref",
@@ -43,22 +56,27 @@ COLUMNS = [
 FEE_TYPES = ("charge", "payment")
 
 
+Col = sa.ColumnElement[Any]
+
+
 def _row(
-    key: sa.ColumnElement[str],
+    key: Col,
     category: str,
-    amount: sa.ColumnElement[int],
+    amount: Col,
     *,
-    provider_amount: sa.ColumnElement[int] | None = None,
-    ledger_amount: sa.ColumnElement[int] | None = None,
-    provider_txn_id: sa.ColumnElement[str] | None = None,
-    match_ref: sa.ColumnElement[str] | None = None,
-    ledger_entry_id: sa.ColumnElement[int] | None = None,
-    payout_id: sa.ColumnElement[str] | None = None,
-    bank_line_id: sa.ColumnElement[int] | None = None,
-    notice_number: sa.ColumnElement[str] | None = None,
+    provider_amount: Col | None = None,
+    ledger_amount: Col | None = None,
+    provider_txn_id: Col | None = None,
+    match_ref: Col | None = None,
+    ledger_entry_id: Col | None = None,
+    payout_id: Col | None = None,
+    bank_line_id: Col | None = None,
+    notice_number: Col | None = None,
     detail: str,
-) -> list[sa.ColumnElement[object]]:
-    def value(element: sa.ColumnElement[object] | None, kind: sa.types.TypeEngine[object]) -> sa.ColumnElement[object]:
+) -> list[Col]:
+    """The columns of one category's SELECT, in ``COLUMNS`` order (typed NULLs where it has none)."""
+
+    def value(element: Col | None, kind: sa.types.TypeEngine[Any]) -> Col:
         return element if element is not None else sa.null().cast(kind)
 
     return [

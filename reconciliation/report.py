@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -93,7 +93,7 @@ def report(conn: Connection, day: date, *, limit: int = 1000, after: int | None 
     return body
 
 
-def csv_rows(conn: Connection, day: date) -> Iterator[list[object]]:
+def csv_rows(conn: Connection, day: date) -> Iterator[Sequence[object]]:
     """The report as rows: totals, 税目, payouts, then every break."""
     record = run_record(conn, day)
     summary = record["summary"]
@@ -101,7 +101,7 @@ def csv_rows(conn: Connection, day: date) -> Iterator[list[object]]:
     clearing = summary["clearing"]
     yield HEADER
     yield ["日付", day.isoformat(), record["status"], "", "", "", "", "", "", "", "", "", "", f"run {record['runs']}"]
-    for item, amount, count in (
+    for label, amount, count in (
         ("決済総額(gross)", provider["gross"], provider["charges"]),
         ("返金", provider["refunds"], provider["refund_count"]),
         ("手数料(実額)", provider["fees"], ""),
@@ -111,7 +111,7 @@ def csv_rows(conn: Connection, day: date) -> Iterator[list[object]]:
         ("決済代行預け金 当日残高", clearing["closing"], ""),
         ("当日分 未入金額", clearing["day_outstanding"], ""),
     ):
-        yield ["合計", item, "", amount, count, "", "", "", "", "", "", "", "", ""]
+        yield ["合計", label, "", amount, count, "", "", "", "", "", "", "", "", ""]
     for row in summary["collections"]:
         yield ["税目別", row["name"], "", row["amount"], row["count"], row["tax_code"], "", "", "", "", "", "", "", row["account"]]
     for payout in summary["payouts"]:

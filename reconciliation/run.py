@@ -32,11 +32,21 @@ from reconciliation import breaks as queue_breaks
 from reconciliation.detection import detect
 from reconciliation.errors import DaySignedOff, InvalidDate
 from reconciliation.matching import match_ledger, match_payouts
-from reconciliation.model import HealResult, ProviderTransaction, ReconciliationConfig, RunOutcome
+from reconciliation.model import (
+    HealResult,
+    ProviderTransaction,
+    ReconciliationConfig,
+    RunOutcome,
+)
 from reconciliation.payouts import Compositions, post_payouts
 from reconciliation.schema import provider_txns, runs
 from reconciliation.sources import Healer, LedgerLinks, NoLinks, StatementSource
-from reconciliation.staging import create_temp_tables, drop_temp_tables, stage_ledger, tmp_breaks
+from reconciliation.staging import (
+    create_temp_tables,
+    drop_temp_tables,
+    stage_ledger,
+    tmp_breaks,
+)
 from reconciliation.statements import pull_day
 from reconciliation.totals import day_totals
 

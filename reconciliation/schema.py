@@ -8,7 +8,7 @@ DDL; ``tests/reconciliation/test_schema.py`` checks both agree.
 - ``recon_bank_imports`` / ``recon_bank_lines``: statements of the designated bank account; a
   line is unique per (account, line_key), so re-importing a file or an overlapping one adds nothing.
 - ``recon_matches``: ledger item ↔ provider transaction. **Each side matches at most once**: the
-  ledger item's key (``match_ref``) and the provider transaction are each UNIQUE.
+  ledger item's key (``match_ref``, the primary key) and the provider transaction are each unique.
 - ``recon_payout_matches``: payout ↔ bank line, each UNIQUE as well.
 - ``recon_runs`` (one per business day), ``recon_breaks`` (one per day and break key: a re-run
   updates, never duplicates) and ``recon_break_notes`` (the queue's history).
@@ -107,10 +107,11 @@ bank_lines = sa.Table(
 matches = sa.Table(
     "recon_matches",
     metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # The ledger item's key is the primary key: a ledger item matches at most once (and no
+    # surrogate id costs a fourth index on a million-row day).
+    sa.Column("match_ref", sa.String(255), primary_key=True),
     # The run (business day) that made the match; a re-run of that day remakes its matches.
     sa.Column("business_date", sa.Date, nullable=False),
-    sa.Column("match_ref", sa.String(255), nullable=False, unique=True),
     # No foreign key: matches are only ever made from recon_provider_txns, and a per-row FK
     # check costs PostgreSQL more than the whole match on a day of a million rows.
     sa.Column("provider_txn_id", sa.String(64), nullable=False, unique=True),

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ledger.schema import accounts, entries, lines
 from reconciliation.model import ReconciliationConfig
@@ -30,11 +31,15 @@ from reconciliation.sources import PAYOUT_REF_PREFIX, STRIPE_REF_PREFIX, LedgerL
 
 _temp = sa.MetaData()
 SQLITE_CACHE_KIB = 256 * 1024  # the run's SQLite page cache
+PG_WORK_MEM = "256MB"
+PG_TEMP_BUFFERS = "512MB"
 
+# The two big tables get their unique index after they are filled: building it from the data
+# costs a fraction of maintaining it row by row (a million text keys in random order).
 tmp_items = sa.Table(
     "recon_tmp_items",
     _temp,
-    sa.Column("match_ref", sa.String(255), primary_key=True),
+    sa.Column("match_ref", sa.String(255), nullable=False),
     sa.Column("linked", sa.Integer, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("first_date", sa.Date, nullable=False),
@@ -46,12 +51,11 @@ tmp_items = sa.Table(
 tmp_pairs = sa.Table(
     "recon_tmp_pairs",
     _temp,
-    sa.Column("match_ref", sa.String(255), primary_key=True),
+    sa.Column("match_ref", sa.String(255), nullable=False),
     sa.Column("provider_txn_id", sa.String(64), nullable=False),
     sa.Column("rule", sa.String(16), nullable=False),
     sa.Column("ledger_amount", sa.BigInteger, nullable=False),
     sa.Column("provider_amount", sa.BigInteger, nullable=False),
-    sa.Column("known", sa.Integer, nullable=False, server_default="0"),  # the day holds this pair already
     prefixes=["TEMPORARY"],
 )
 
@@ -98,21 +102,50 @@ def account_id(conn: Connection, code: str) -> int:
     return int(found)
 
 
-def create_temp_tables(conn: Connection) -> None:
-    drop_temp_tables(conn)
-    if conn.dialect.name == "sqlite":
-        # A page cache that holds a day's indexes (the default 2 MB makes a million-row day seek
-        # through the OS cache); bounded, see docs/reconciliation.md for the peak memory measured.
+def tune_session(conn: Connection) -> None:
+    """Room for a day of a million rows, for this run only.
+
+    PostgreSQL: sorts and hashes in memory (``work_mem``, this transaction only) and temporary
+    tables in a large local buffer pool (``temp_buffers``; it can only be set before the session's
+    first temporary table, so a pooled connection keeps the size its first run gave it, and a later
+    attempt is skipped). This is server memory, not the run's; see docs/reconciliation.md.
+    SQLite: a page cache that holds a day's indexes (the default 2 MB makes a million-row day seek
+    through the OS cache).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
+        savepoint = conn.begin_nested()
+        try:
+            # Session-wide: the pool is sized once, at the session's first temporary table.
+            conn.exec_driver_sql(f"SET temp_buffers = '{PG_TEMP_BUFFERS}'")
+            savepoint.commit()
+        except DBAPIError:
+            savepoint.rollback()  # the session already has temporary tables: keep its pool
+    elif conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SQLITE_CACHE_KIB}")
+
+
+def create_temp_tables(conn: Connection) -> None:
+    tune_session(conn)
+    drop_temp_tables(conn)
     for table in TEMP_TABLES:
         table.create(conn)
 
 
-def analyze(conn: Connection, table: sa.Table) -> None:
-    """Give PostgreSQL's planner the size of a freshly filled temporary table."""
+def index_filled(conn: Connection, table: sa.Table, *, postgresql: bool = True) -> None:
+    """The unique index on ``match_ref`` of a freshly filled temporary table, then its statistics.
+    ``postgresql=False``: SQLite only (PostgreSQL joins the table by hashing, it needs no index)."""
+    if postgresql or conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(f"CREATE UNIQUE INDEX {table.name}_key ON {table.name} (match_ref)")
+    analyze(conn, table)
+
+
+def analyze(conn: Connection, *tables: sa.Table) -> None:
+    """Give PostgreSQL's planner the current size of tables a run just filled (temporary tables
+    have no statistics; autovacuum has not seen a day's million rows yet)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"ANALYZE {table.name}")
+        conn.exec_driver_sql(f"ANALYZE {', '.join(table.name for table in tables)}")
 
 
 def drop_temp_tables(conn: Connection) -> None:
@@ -175,4 +208,4 @@ def stage_ledger(conn: Connection, day: date, config: ReconciliationConfig, link
             ["match_ref", "linked", "amount", "first_date", "in_day", "entry_id"], grouped
         )
     )
-    analyze(conn, tmp_items)
+    index_filled(conn, tmp_items)

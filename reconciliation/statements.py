@@ -136,16 +136,18 @@ def pull_day(engine: Engine, source: StatementSource, day: date, *, now: datetim
     transaction each payout swept, whatever day it was created)."""
     start, end = day_bounds(day)
     seen = new = 0
+
+    def store(batch: list[ProviderTransaction], payout_id: str | None = None) -> int:
+        return run_transaction(engine, lambda conn: store_transactions(conn, batch, now=now, payout_id=payout_id))
+
     for batch in _batches(source.balance_transactions(start, end)):
         seen += len(batch)
-        new += run_transaction(engine, lambda conn, b=batch: store_transactions(conn, b, now=now))
+        new += store(batch)
     payout_seen = payout_new = 0
     for payout in list(source.payouts(day, day)):
         payout_seen += 1
-        payout_new += run_transaction(engine, lambda conn, p=payout: store_payout(conn, p, now=now))
+        payout_new += run_transaction(engine, lambda conn, p=payout: store_payout(conn, p, now=now))  # type: ignore[misc]
         for batch in _batches(source.payout_transactions(payout.id)):
             seen += len(batch)
-            new += run_transaction(
-                engine, lambda conn, b=batch, p=payout: store_transactions(conn, b, now=now, payout_id=p.id)
-            )
+            new += store(batch, payout.id)
     return PullResult(seen, new, payout_seen, payout_new)

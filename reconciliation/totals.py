@@ -19,9 +19,9 @@ from ledger.schema import accounts, lines
 from reconciliation.detection import FEE_TYPES, expected_fee_sql
 from reconciliation.matching import PAYOUT_TYPES
 from reconciliation.model import ReconciliationConfig
+from reconciliation.payouts import Compositions
 from reconciliation.schema import bank_lines, payout_matches, payouts, provider_txns
 from reconciliation.staging import account_id, signed_amount, tmp_breaks
-from reconciliation.payouts import Compositions
 
 
 def _clearing_balance(conn: Connection, clearing: int, through: date) -> int:

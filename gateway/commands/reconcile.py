@@ -129,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
     with read_transaction(engine) as conn:
         body = report(conn, day, limit=1)
         with open(partial, "wb") as stream:
-            for chunk in csv_chunks(conn, day):
-                stream.write(chunk)
+            stream.writelines(csv_chunks(conn, day))
     partial.replace(out)
     print_summary(body, list(outcome.healed))
     print(f"report written to {out}")

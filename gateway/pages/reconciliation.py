@@ -45,7 +45,14 @@ from gateway.problems import Problem
 from gateway.services import Services
 from ledger.clock import JST, business_date, utc_now
 from ledger.db import read_transaction
-from reconciliation import CATEGORY_NAMES_JA, BreakCategory, ReconciliationError, notes_of, parse_day, report
+from reconciliation import (
+    CATEGORY_NAMES_JA,
+    BreakCategory,
+    ReconciliationError,
+    notes_of,
+    parse_day,
+    report,
+)
 from reconciliation.errors import RunNotFound
 
 SESSION_COOKIE = "nofu_staff"
@@ -284,9 +291,10 @@ class StaffReconciliationPages(Controller):
         try:
             await anyio.to_thread.run_sync(lambda: work(business_day, identity))
         except (ReconciliationError, Problem) as exc:
-            status = getattr(exc, "http_status", None) or getattr(exc, "status", 400)
+            refused = exc
+            status = int(getattr(refused, "http_status", None) or getattr(refused, "status", None) or 400)
             return await anyio.to_thread.run_sync(
-                lambda: render_day(request, business_day, identity, error=exc, status=int(status))
+                lambda: render_day(request, business_day, identity, error=refused, status=status)
             )
         return _back(business_day, anchor, notice)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,12 @@ from sqlalchemy.engine import Engine
 from gateway.payments.schema import attempts, overpayments, refunds
 from gateway.providers.stripe import StripeProvider
 from ledger.db import read_transaction
-from reconciliation import HealResult, ProviderPayout, ProviderTransaction, ProviderUnavailable
+from reconciliation import (
+    HealResult,
+    ProviderPayout,
+    ProviderTransaction,
+    ProviderUnavailable,
+)
 from webhooks import Processor, backfill
 
 log = logging.getLogger("nofu.reconciliation")
@@ -55,7 +60,7 @@ def _text(value: Any) -> str | None:
 
 
 def _utc(stamp: Any) -> datetime:
-    return datetime.fromtimestamp(_int(stamp), timezone.utc)
+    return datetime.fromtimestamp(_int(stamp), UTC)
 
 
 def _day(stamp: Any) -> date | None:
@@ -64,7 +69,7 @@ def _day(stamp: Any) -> date | None:
 
 
 def _stamp(day: date) -> int:
-    return int(datetime.combine(day, time(0), timezone.utc).timestamp())
+    return int(datetime.combine(day, time(0), UTC).timestamp())
 
 
 def transaction_from_stripe(obj: Any, *, payout_id: str | None = None) -> ProviderTransaction:
@@ -75,7 +80,8 @@ def transaction_from_stripe(obj: Any, *, payout_id: str | None = None) -> Provid
     source_id = _text(expanded.get("id")) if expanded else _text(source)
     intent = expanded.get("payment_intent")
     payment_ref = _text(intent.get("id")) if isinstance(intent, Mapping) else _text(intent)
-    metadata = expanded.get("metadata") if isinstance(expanded.get("metadata"), Mapping) else {}
+    found = expanded.get("metadata")
+    metadata: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     kind = str(data.get("type") or "")
     # Our books know a charge by its PaymentIntent, a refund by the refund itself.
     match_ref = (payment_ref or source_id) if kind in ("charge", "payment") else source_id
@@ -187,7 +193,7 @@ class InboxHealer:
     after: timedelta = timedelta(days=3)
 
     def _events(self, payment_id: str, created: datetime) -> list[dict[str, Any]]:
-        params = {
+        params: Any = {
             "types": PAYMENT_EVENTS,
             "created": {"gte": int((created - self.before).timestamp()), "lte": int((created + self.after).timestamp())},
             "limit": PAGE,

@@ -37,7 +37,7 @@ def run(client: TestClient, headers: dict[str, str], day: date = DAY) -> dict:
 
 def test_a_run_reports_the_break_and_the_queue_works_it_to_sign_off(client: TestClient, source: FakeSource, auth) -> None:
     treasury = auth("treasury")
-    day, key = a_day_with_a_lost_payment(client, source)
+    _, key = a_day_with_a_lost_payment(client, source)
     body = run(client, treasury)
     assert body["status"] == "reconciled" and body["runs"] == 1 and body["open_breaks"] == 1
     [found] = body["breaks"]
@@ -115,7 +115,7 @@ def test_roles_and_refusals(client: TestClient, source: FakeSource, auth) -> Non
 
 
 def test_the_report_csv_opens_in_excel(client: TestClient, source: FakeSource, auth) -> None:
-    _, key = a_day_with_a_lost_payment(client, source)
+    a_day_with_a_lost_payment(client, source)
     treasury = auth("treasury")
     run(client, treasury)
     response = client.get(f"{BASE}/{DAY.isoformat()}/report.csv", headers=auth("auditor"))

@@ -8,9 +8,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation import BankAccountMismatch, BankStatementInvalid, ReconciliationConfig, parse_statement
+from reconciliation import (
+    BankAccountMismatch,
+    BankStatementInvalid,
+    ReconciliationConfig,
+    parse_statement,
+)
 from reconciliation.bank_csv import parse_csv
-from reconciliation.zengin import RECORD, ZenginEntry, looks_like_zengin, parse_zengin, wareki_date, write_zengin
+from reconciliation.zengin import (
+    RECORD,
+    ZenginEntry,
+    looks_like_zengin,
+    parse_zengin,
+    wareki_date,
+    write_zengin,
+)
 
 
 def test_a_zengin_file_reads_back_what_was_written() -> None:

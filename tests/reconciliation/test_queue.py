@@ -4,7 +4,7 @@ sign-off order, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ from tests.reconciliation.support import Day, FakeSource, at, payment
 
 TODAY = date(2099, 1, 1)
 TREASURY = Staff("staff:t1", "会計課長")
-NOW = datetime(2026, 7, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 1, tzinfo=UTC)
 
 
 def found(engine: Engine, day: date) -> dict[str, BreakStatus]:

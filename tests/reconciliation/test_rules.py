@@ -21,7 +21,7 @@ def test_the_contracted_fee_is_3_6_percent_rounded_half_up(amount: int, fee: int
 
 @given(
     amount=st.integers(min_value=1, max_value=99_999_999),
-    rate=st.decimals(min_value=Decimal("0"), max_value=Decimal("0.2"), places=4),
+    rate=st.decimals(min_value=Decimal(0), max_value=Decimal("0.2"), places=4),
     rounding=st.sampled_from((ROUND_HALF_UP, ROUND_DOWN, ROUND_UP)),
 )
 def test_the_sql_fee_equals_the_python_fee(amount: int, rate: Decimal, rounding: str) -> None:

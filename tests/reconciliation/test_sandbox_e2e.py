@@ -12,16 +12,37 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from gateway.payments import AttemptStatus, PaymentService
-from gateway.providers.statements import InboxHealer, PaymentLinks, StripeStatementSource
+from gateway.providers.statements import (
+    InboxHealer,
+    PaymentLinks,
+    StripeStatementSource,
+)
 from gateway.sandbox import SandboxConfig, SandboxServer
 from gateway.settings import Settings
 from gateway.webhook_handlers import build_processor
 from ledger import closed_through, trial_balance, verify
 from ledger.clock import JST
 from ledger.db import read_transaction, run_transaction
-from reconciliation import BreakStatus, Staff, import_statement, list_breaks, parse_statement, reconcile_day, sign_off
+from reconciliation import (
+    BreakStatus,
+    Staff,
+    import_statement,
+    list_breaks,
+    parse_statement,
+    reconcile_day,
+    sign_off,
+)
 from reconciliation.zengin import ZenginEntry, write_zengin
-from tests.payments.support import API_KEY, CLERK, RETURN_URL, Clock, assert_books_ok, balance, issue, make_service
+from tests.payments.support import (
+    API_KEY,
+    CLERK,
+    RETURN_URL,
+    Clock,
+    assert_books_ok,
+    balance,
+    issue,
+    make_service,
+)
 
 MONDAY = datetime(2026, 11, 16, 10, 0, tzinfo=JST)
 DAY = MONDAY.date()

@@ -4,7 +4,7 @@ per day and key, a resolved break has its reason, the queue's history is append-
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from reconciliation import schema
 
 TABLES = (schema.provider_txns, schema.payouts, schema.bank_imports, schema.bank_lines, schema.matches,
           schema.payout_matches, schema.runs, schema.breaks, schema.break_notes)  # fmt: skip
-NOW = datetime(2026, 6, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 2, tzinfo=UTC)
 DAY = date(2026, 6, 1)
 
 

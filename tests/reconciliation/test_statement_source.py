@@ -3,7 +3,7 @@ books know a transaction by, and a malformed statement refused with a stable cod
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -28,7 +28,7 @@ def test_a_charge_is_known_by_its_payment_intent_and_carries_our_metadata() -> N
     assert (read.match_ref, read.payment_ref, read.source) == ("pi_1", "pi_1", "ch_1")
     assert (read.notice_number, read.attempt_ref) == ("2026-00000001-3", "pa_x")
     assert (read.business_date, read.hour, read.available_on) == (date(2026, 6, 1), 10, date(2026, 6, 2))
-    assert read.created == datetime.fromtimestamp(CREATED, timezone.utc)
+    assert read.created == datetime.fromtimestamp(CREATED, UTC)
 
 
 def test_a_refund_is_known_by_the_refund_and_unexpanded_sources_keep_their_id() -> None:

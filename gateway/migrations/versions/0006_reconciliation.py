@@ -99,9 +99,8 @@ def upgrade() -> None:
 
     op.create_table(
         "recon_matches",
-        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("match_ref", sa.String(255), primary_key=True),
         sa.Column("business_date", sa.Date, nullable=False),
-        sa.Column("match_ref", sa.String(255), nullable=False, unique=True),
         # No foreign key: matches are only ever made from recon_provider_txns, and a per-row
         # FK check costs PostgreSQL more than the whole match on a day of a million rows.
         sa.Column("provider_txn_id", sa.String(64), nullable=False, unique=True),
