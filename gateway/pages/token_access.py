@@ -12,13 +12,50 @@ invoice data):
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from typing import Final
 
 from sqlalchemy.engine import Connection
 
 from invoices.errors import InvoiceNotFound
 from invoices.model import Invoice
 from invoices.queries import get_invoice_by_public_id
-from invoices.tokens import KeyRing, TokenError
+from invoices.tokens import KeyRing, TokenClaims, TokenError
+
+VERIFIED_CACHE_SIZE: Final = 4096
+
+
+class VerifiedTokens:
+    """A bounded LRU of tokens that verified under one key ring, and their claims.
+
+    Invariant: ``verify`` returns exactly what ``keyring.verify`` would. Ed25519 verification is
+    deterministic for a given token and key ring, so only successes are kept (a flood of forged
+    tokens cannot evict genuine ones, and every forgery is checked in full). A different key ring
+    object (keys rotated or retired) never sees entries verified under another one.
+    """
+
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[KeyRing, TokenClaims]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, keyring: KeyRing, token: str) -> TokenClaims:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None and entry[0] is keyring:
+                self._entries.move_to_end(token)
+                return entry[1]
+        claims = keyring.verify(token)  # raises TokenError: nothing cached
+        with self._lock:
+            self._entries[token] = (keyring, claims)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return claims
+
+
+VERIFIED: Final = VerifiedTokens()
 
 
 class TokenRefused(Exception):
@@ -37,7 +74,7 @@ def invoice_for_token(conn: Connection, keyring: KeyRing, token: str) -> Invoice
     invoice's current one.
     """
     try:
-        claims = keyring.verify(token)
+        claims = VERIFIED.verify(keyring, token)
     except TokenError as refused:
         raise TokenRefused(refused.code, "refused.invalid") from None
     try:
