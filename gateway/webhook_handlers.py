@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+import stripe
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.payments import records
@@ -49,6 +50,7 @@ from gateway.providers.model import ProviderPayment, ProviderRefund
 from gateway.providers.stripe import StripeProvider
 from gateway.settings import Settings
 from webhooks import (
+    BackfillFailed,
     BackgroundProcessor,
     HandlerRegistry,
     InboxEvent,
@@ -311,13 +313,18 @@ def build_registry(payments: PaymentService) -> HandlerRegistry:
 
 def provider_events(payments: PaymentService, since: datetime) -> Iterator[Mapping[str, Any]]:
     """Every event the provider lists created at or after ``since`` (Stripe keeps 30 days),
-    newest first, as plain dicts — the SDK pages through ``GET /v1/events``."""
+    newest first, as plain dicts — the SDK pages through ``GET /v1/events``. A provider failure
+    mid-way raises ``BackfillFailed`` (``webhook.backfill_failed``); what was stored stays, and
+    running the backfill again continues safely."""
     provider = payments.provider
     if not isinstance(provider, StripeProvider):
-        raise ValueError("backfill needs the Stripe provider (set NOFU_STRIPE_SECRET_KEY or NOFU_STRIPE_API_BASE)")
-    listing = provider.client.v1.events.list(params={"created": {"gte": int(since.timestamp())}, "limit": 100})
-    for event in listing.auto_paging_iter():
-        yield event.to_dict()
+        raise BackfillFailed("backfill needs the Stripe provider (set NOFU_STRIPE_SECRET_KEY or NOFU_STRIPE_API_BASE)")
+    try:
+        listing = provider.client.v1.events.list(params={"created": {"gte": int(since.timestamp())}, "limit": 100})
+        for event in listing.auto_paging_iter():
+            yield event.to_dict()
+    except stripe.StripeError as exc:
+        raise BackfillFailed(f"the provider's event list failed: {exc.user_message or exc}", request_id=exc.request_id) from exc
 
 
 @dataclass

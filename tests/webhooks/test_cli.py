@@ -114,3 +114,9 @@ def test_backfill_fetches_what_was_never_delivered(
     assert {r.state for r in rows(engine)} <= {"applied", "skipped", "ignored"}
     code, out, _ = nofu("webhooks", "backfill", "--since", "10m")
     assert f"0 added, {added} already stored" in out
+
+
+def test_backfill_reports_a_provider_failure(nofu: Nofu, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOFU_STRIPE_API_BASE", "http://127.0.0.1:9")  # nothing listens there
+    code, _, err = nofu("webhooks", "backfill", "--since", "1d")
+    assert code == 1 and "[webhook.backfill_failed]" in err and "event list failed" in err
