@@ -31,7 +31,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -297,7 +297,7 @@ def _payment_from_charge(charge: Mapping[str, Any], payment_id: str) -> Provider
         amount_received=amount if isinstance(amount, int) and not isinstance(amount, bool) else 0,
         metadata={str(k): str(v) for k, v in metadata.items()},
         succeeded_at=(
-            datetime.fromtimestamp(created, tz=timezone.utc)
+            datetime.fromtimestamp(created, tz=UTC)
             if isinstance(created, int) and not isinstance(created, bool)
             else None
         ),

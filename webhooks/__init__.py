@@ -37,7 +37,16 @@ from webhooks.errors import (
     UnsupportedMediaType,
     WebhookError,
 )
-from webhooks.handlers import Handler, HandlerRegistry, InboxEvent, NotYet, Outcome, OutcomeKind, Outside, Refuse
+from webhooks.handlers import (
+    Handler,
+    HandlerRegistry,
+    InboxEvent,
+    NotYet,
+    Outcome,
+    OutcomeKind,
+    Outside,
+    Refuse,
+)
 from webhooks.inbox import ParsedEvent, Stored, parse, store, store_many
 from webhooks.intake import MAX_BODY_BYTES, Intake
 from webhooks.listing import StoredEvent, get_event, list_events, state_counts

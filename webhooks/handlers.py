@@ -135,7 +135,7 @@ class InboxEvent:
     def load_payload(raw: bytes) -> Mapping[str, Any]:
         data = json.loads(raw)
         if not isinstance(data, dict):
-            raise ValueError("the payload is not a JSON object")
+            raise TypeError("the payload is not a JSON object")
         return data
 
 

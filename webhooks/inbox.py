@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,7 +89,7 @@ def parse(payload: bytes | Mapping[str, Any]) -> ParsedEvent | None:
     object_id = _short_text(obj.get("id"), MAX_ID) if isinstance(obj, dict) else None
     created = data.get("created")
     stamp = (
-        datetime.fromtimestamp(created, timezone.utc)
+        datetime.fromtimestamp(created, UTC)
         if isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**34
         else None
     )

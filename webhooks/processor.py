@@ -42,9 +42,24 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.clock import to_utc, utc_now
 from ledger.db import run_transaction
-from webhooks.handlers import HandlerRegistry, InboxEvent, NotYet, Outcome, OutcomeKind, Outside, Refuse
+from webhooks.handlers import (
+    HandlerRegistry,
+    InboxEvent,
+    NotYet,
+    Outcome,
+    OutcomeKind,
+    Outside,
+    Refuse,
+)
 from webhooks.retry import RetryPolicy
-from webhooks.schema import DEAD, MAX_ERROR, MAX_OUTCOME, PENDING, PROCESSING, webhook_events
+from webhooks.schema import (
+    DEAD,
+    MAX_ERROR,
+    MAX_OUTCOME,
+    PENDING,
+    PROCESSING,
+    webhook_events,
+)
 from webhooks.writers import one_writer
 
 log = logging.getLogger("nofu.webhooks")
@@ -136,7 +151,7 @@ class Processor:
                 .values(
                     state=DEAD, lease_token=None, lease_owner=None, processed_at=now,
                     last_error="the worker processing it stopped (lease expired) on every attempt",
-                )  # fmt: skip
+                )
             )
             self.counts[DEAD] += len(worn_out)
             log.error("webhook events dead-lettered after lost leases", extra={"events": worn_out})
@@ -149,7 +164,7 @@ class Processor:
             .values(
                 state=PROCESSING, lease_token=token, lease_owner=self.worker_id,
                 next_attempt_at=now + self.lease, attempts=t.c.attempts + 1,
-            )  # fmt: skip
+            )
         )
         return [Claim(id, token) for id in ids]
 
@@ -160,9 +175,13 @@ class Processor:
         prepared: Any = None
         steps = 0
         while True:
+
+            def apply(conn: Connection, done: Any = prepared, n: int = steps) -> str:
+                return self._apply(conn, claim, done, n)
+
             try:
                 with one_writer(self.engine):
-                    state = run_transaction(self.engine, lambda conn: self._apply(conn, claim, prepared, steps))
+                    state = run_transaction(self.engine, apply)
             except Outside as need:
                 if steps >= MAX_STEPS:
                     return self._failed(claim, f"the handler asked for more than {MAX_STEPS} outside steps")
@@ -172,7 +191,7 @@ class Processor:
                     return self._failed(claim, f"not yet: {wait.reason}")
                 except Refuse as refusal:
                     return self._dead(claim, f"refused: {refusal.reason}")
-                except Exception as exc:  # the step's failure is the event's failure
+                except Exception as exc:  # noqa: BLE001 — whatever the step raised is the event's failure
                     return self._failed(claim, f"{need.reason}: {_describe(exc)}", exc)
                 steps += 1
                 continue
@@ -180,7 +199,7 @@ class Processor:
                 return self._failed(claim, f"not yet: {wait.reason}")
             except Refuse as refusal:
                 return self._dead(claim, f"refused: {refusal.reason}")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — a handler's failure of any kind is recorded and retried
                 return self._failed(claim, _describe(exc), exc)
             self.counts[state] += 1
             return state
@@ -215,22 +234,23 @@ class Processor:
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"the handler for {row.event_type} returned {type(outcome).__name__}, not an Outcome")
         values: dict[str, Any] = {}
-        if outcome.kind is OutcomeKind.APPLIED and outcome.effect:
+        effect = outcome.effect if outcome.kind is OutcomeKind.APPLIED else None
+        if effect:
             other = conn.execute(
-                sa.select(t.c.event_id).where(t.c.effect_key == outcome.effect, t.c.id != claim.id)
+                sa.select(t.c.event_id).where(t.c.effect_key == effect, t.c.id != claim.id)
             ).scalar()
             if other is not None:
                 # Two events raced to the same effect; the other one is on record as its cause.
-                outcome = Outcome.skipped(f"{outcome.effect} was applied by {other}")
+                outcome = Outcome.skipped(f"{effect} was applied by {other}")
             else:
-                values["effect_key"] = outcome.effect[:200]
+                values["effect_key"] = effect[:200]
         conn.execute(
             t.update()
             .where(t.c.id == claim.id, t.c.lease_token == claim.token)
             .values(
                 state=outcome.kind.value, outcome=outcome.note[:MAX_OUTCOME], processed_at=self.now(),
                 lease_token=None, lease_owner=None, **values,
-            )  # fmt: skip
+            )
         )
         return outcome.kind.value
 
@@ -267,7 +287,7 @@ class Processor:
                 t.update()
                 .where(t.c.id == claim.id)
                 .values(state=DEAD, processed_at=self.now(), lease_token=None, lease_owner=None,
-                        last_error=message[:MAX_ERROR])  # fmt: skip
+                        last_error=message[:MAX_ERROR])
             )
             return DEAD
 

@@ -45,7 +45,7 @@ def replay(
         .values(
             state=PENDING, attempts=0, next_attempt_at=to_utc(now), replays=row.replays + 1,
             outcome=None, lease_token=None, lease_owner=None,
-        )  # fmt: skip
+        )
     )
     if on_replay is not None:
         on_replay(conn, before)

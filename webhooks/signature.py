@@ -20,7 +20,12 @@ from collections.abc import Sequence
 
 import stripe
 
-from webhooks.errors import NotConfigured, SignatureInvalid, SignatureMissing, TimestampOutsideTolerance
+from webhooks.errors import (
+    NotConfigured,
+    SignatureInvalid,
+    SignatureMissing,
+    TimestampOutsideTolerance,
+)
 
 DEFAULT_TOLERANCE = 300
 MAX_HEADER = 4096

@@ -27,7 +27,15 @@ from gateway.services import Services
 from gateway.webhook_handlers import WebhookRuntime
 from ledger.clock import utc_now
 from ledger.db import read_transaction, run_transaction
-from webhooks import MAX_BODY_BYTES, PayloadTooLarge, StoredEvent, get_event, list_events, replay, state_counts
+from webhooks import (
+    MAX_BODY_BYTES,
+    PayloadTooLarge,
+    StoredEvent,
+    get_event,
+    list_events,
+    replay,
+    state_counts,
+)
 from webhooks.intake import check_content_type, check_size
 
 

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy.engine import Connection
+
 from gateway.audit import Actor
 from gateway.audit import record as audit
 from gateway.commands import common
@@ -22,7 +24,15 @@ from gateway.services import build_services
 from gateway.webhook_handlers import build_processor, provider_events
 from ledger.clock import JST, utc_now
 from ledger.db import read_transaction, run_transaction
-from webhooks import StoredEvent, WebhookError, backfill, get_event, list_events, replay, state_counts
+from webhooks import (
+    StoredEvent,
+    WebhookError,
+    backfill,
+    get_event,
+    list_events,
+    replay,
+    state_counts,
+)
 from webhooks.schema import STATES
 
 Command = Callable[[argparse.Namespace], int]
@@ -129,13 +139,16 @@ def stats(args: argparse.Namespace) -> int:
 def replay_command(args: argparse.Namespace) -> int:
     actor = Actor.cli()
     engine = common.engine()
+    def record(conn, event: StoredEvent) -> None:  # type: ignore[no-untyped-def]
+        audit(conn, actor, "webhook.replay", f"webhook_event:{event.event_id}",
+              {"type": event.event_type, "previous_state": event.state, "attempts": event.attempts})  # fmt: skip
+
     for key in args.ids:
 
-        def record(conn, event: StoredEvent) -> None:  # type: ignore[no-untyped-def]
-            audit(conn, actor, "webhook.replay", f"webhook_event:{event.event_id}",
-                  {"type": event.event_type, "previous_state": event.state, "attempts": event.attempts})  # fmt: skip
+        def work(conn: Connection, key: str = key) -> StoredEvent:
+            return replay(conn, key, now=utc_now(), on_replay=record)
 
-        done = run_transaction(engine, lambda conn: replay(conn, key, now=utc_now(), on_replay=record))
+        done = run_transaction(engine, work)
         print(f"replayed {done.event_id} ({done.event_type}): pending again")
     return 0
 

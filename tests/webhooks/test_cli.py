@@ -20,7 +20,15 @@ from gateway.sandbox import SandboxServer
 from ledger.clock import JST, utc_now
 from ledger.db import run_transaction
 from tests.payments.support import API_KEY, issue
-from tests.webhooks.flow import app, browser_pays, clock, processor, sandbox, service, settings  # noqa: F401
+from tests.webhooks.flow import (  # noqa: F401
+    app,
+    browser_pays,
+    clock,
+    processor,
+    sandbox,
+    service,
+    settings,
+)
 from tests.webhooks.support import SECRET, body_of, event, row, rows
 from webhooks import store
 

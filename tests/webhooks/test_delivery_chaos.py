@@ -16,7 +16,7 @@ and then every invoice must agree with the provider.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,7 +26,13 @@ import stripe
 from hypothesis import HealthCheck
 from hypothesis import settings as run_settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy.engine import Engine
 
 from gateway.payments import InvoiceNotPayable, PaymentService
@@ -254,7 +260,7 @@ def run_chaos(engine: Engine, app: AppServer, sandbox: SandboxServer, service: P
         settings=run_settings(
             max_examples=int(__import__("os").environ.get("CHAOS_EXAMPLES", "12")), stateful_step_count=20, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        ),  # fmt: skip
+        ),
     )
 
 

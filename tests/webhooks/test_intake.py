@@ -118,7 +118,7 @@ def test_a_stored_event_can_be_neither_changed_nor_deleted(engine: Engine, intak
         t.delete(),
     ):
         with pytest.raises(DBAPIError):
-            run_transaction(engine, lambda conn: conn.execute(change))
+            run_transaction(engine, lambda conn, change=change: conn.execute(change))
     # Processing state may change.
     run_transaction(engine, lambda conn: conn.execute(t.update().values(attempts=3)))
     assert rows(engine)[0].attempts == 3
@@ -136,7 +136,7 @@ def test_the_database_keeps_states_and_leases_consistent(engine: Engine, intake:
         t.update().values(attempts=-1),
     ):
         with pytest.raises(DBAPIError):
-            run_transaction(engine, lambda conn: conn.execute(bad))
+            run_transaction(engine, lambda conn, bad=bad: conn.execute(bad))
 
 
 def test_concurrent_duplicates_store_one_row(engine: Engine) -> None:

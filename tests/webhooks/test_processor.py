@@ -12,7 +12,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.clock import to_utc, utc_now
 from ledger.db import run_transaction
-from tests.webhooks.support import body_of, create_effects, effect_counts, event, row, write_effect
+from tests.webhooks.support import (
+    body_of,
+    create_effects,
+    effect_counts,
+    event,
+    row,
+    write_effect,
+)
 from webhooks import (
     BackgroundProcessor,
     HandlerRegistry,
