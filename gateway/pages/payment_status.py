@@ -30,8 +30,16 @@ class PaymentStatus:
     can_pay: bool = False
 
 
-def payment_status(services: Services, conn: Connection, invoice: Invoice) -> PaymentStatus:
+def payment_status(services: Services, conn: Connection, invoice: Invoice, *, attempted: bool = True) -> PaymentStatus:
+    """The payment side of ``invoice`` in ``conn``'s transaction.
+
+    ``attempted=False`` says the caller read, in this same transaction, that no attempt exists
+    for the invoice: then nothing is live, failed or settled, which is what the service would
+    find, so it is not asked again.
+    """
     payments = services.payments
+    if not attempted:
+        return PaymentStatus(can_pay=payments.provider is not None)
     found = payments.invoice_payments(conn, invoice.id)
     latest = found.latest
     return PaymentStatus(

@@ -31,7 +31,7 @@ from gateway.pages.paying import PaymentHandlers
 from gateway.pages.payment_status import payment_status
 from gateway.pages.receipt_check import ReceiptCheckHandlers
 from gateway.pages.render import render, translator
-from gateway.pages.token_access import TokenRefused, invoice_for_token
+from gateway.pages.token_access import TokenRefused, token_invoice
 from gateway.services import Services
 from invoices.model import Invoice, invoice_payment_code
 from ledger.db import read_transaction
@@ -97,10 +97,10 @@ class ResidentController(PaymentHandlers, ReceiptCheckHandlers, Controller):
         ctx = services.invoices
         with read_transaction(services.engine) as conn:
             try:
-                invoice = invoice_for_token(conn, services.keys.qr, token)
+                invoice, attempted = token_invoice(conn, services.keys.qr, token)
             except TokenRefused as refused:
                 return refusal(request, refused)
-            status = payment_status(services, conn, invoice)
+            status = payment_status(services, conn, invoice, attempted=attempted)
         view = invoice_view(
             ctx,
             invoice,

@@ -19,6 +19,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.payments.schema import attempts
 from invoices.model import Invoice
 from invoices.records import to_invoice
 from invoices.schema import invoices
@@ -28,8 +29,11 @@ VERIFIED_CACHE_SIZE: Final = 4096
 PUBLIC_ID_BYTES: Final = 12  # invoices.public_id: 24 lower-case hex characters
 
 # Built once: a statement built per request spends longer on SQLAlchemy's cache key than SQLite
-# spends on the indexed read (the same query as ``invoices.queries.get_invoice_by_public_id``).
-_BY_PUBLIC_ID: Final = sa.select(invoices).where(invoices.c.public_id == sa.bindparam("public_id"))
+# spends on the indexed read (the query of ``invoices.queries.get_invoice_by_public_id``, plus
+# whether any payment attempt exists, so a never-attempted invoice needs no second query).
+_BY_PUBLIC_ID: Final = sa.select(
+    invoices, sa.exists().where(attempts.c.invoice_id == invoices.c.id).label("has_attempts")
+).where(invoices.c.public_id == sa.bindparam("public_id"))
 
 
 class VerifiedTokens:
@@ -79,6 +83,15 @@ def invoice_for_token(conn: Connection, keyring: KeyRing, token: str) -> Invoice
     Invariant: returns only for a token signed by a listed key whose generation is the
     invoice's current one.
     """
+    return token_invoice(conn, keyring, token)[0]
+
+
+def token_invoice(conn: Connection, keyring: KeyRing, token: str) -> tuple[Invoice, bool]:
+    """``invoice_for_token``, and whether any payment attempt for it exists in ``conn``'s snapshot.
+
+    Invariant: the same refusals as ``invoice_for_token``; the flag is read in the same statement
+    as the invoice, so it is consistent with it.
+    """
     try:
         claims = VERIFIED.verify(keyring, token)
     except TokenError as refused:
@@ -92,4 +105,4 @@ def invoice_for_token(conn: Connection, keyring: KeyRing, token: str) -> Invoice
     if claims.generation != invoice.token_generation:
         # A genuine token: saying "revoked" tells its holder nothing they could not know.
         raise TokenRefused("token.revoked", "refused.revoked")
-    return invoice
+    return invoice, bool(row.has_attempts)
