@@ -37,6 +37,7 @@ from gateway.auth import StaffIdentity, require
 from gateway.problems import Problem
 from gateway.providers.statements import ReconciliationWiring, build_wiring
 from gateway.services import Services
+from gateway.webhook_handlers import build_processor
 from ledger.clock import utc_now
 from ledger.db import read_transaction, run_transaction
 from reconciliation import (
@@ -68,12 +69,16 @@ ACTION_FIELDS = {"assign": "assignee", "comment": "comment", "resolve": "reason"
 
 
 def wiring_of(app_state: Any, services: Services) -> ReconciliationWiring:
+    """The provider statement, links and healer of this app (tests may set their own).
+
+    The healer gets a processor of its own: a ``Processor`` serves one thread, and the app's
+    runs in the background (it claims events under leases, so two processors never apply one)."""
     override = app_state.get(WIRING_STATE)
     if isinstance(override, ReconciliationWiring):
         return override
-    runtime = app_state.get("webhooks")
-    processor = getattr(runtime, "processor", None)
-    return build_wiring(services.engine, services.payments.provider, processor)
+    provider = services.payments.provider
+    processor = build_processor(services.engine, services.payments, services.settings) if provider else None
+    return build_wiring(services.engine, provider, processor)
 
 
 def config_of(app_state: Any) -> ReconciliationConfig:

@@ -157,3 +157,17 @@ def test_without_a_provider_a_run_must_say_pull_false(app_settings, auth, client
     assert (refused.status_code, refused.json()["code"]) == (409, "reconciliation.provider_not_configured")
     assert client.post(BASE, json={"date": DAY.isoformat(), "pull": False}, headers=treasury).status_code == 200
 
+
+
+def test_a_configured_provider_is_read_with_the_sdk_and_healed_through_the_inbox(app_settings) -> None:
+    import dataclasses
+
+    from gateway.api.reconciliation import wiring_of
+    from gateway.app import create_app
+    from gateway.providers.statements import InboxHealer, PaymentLinks, StripeStatementSource
+
+    app = create_app(dataclasses.replace(app_settings, stripe_api_base="http://127.0.0.1:9", stripe_secret_key="sk_test_x"))
+    wiring = wiring_of(app.state, app.state.services)
+    assert isinstance(wiring.source, StripeStatementSource) and isinstance(wiring.links, PaymentLinks)
+    assert isinstance(wiring.healer, InboxHealer)
+    assert wiring.healer.processor is not app.state.webhooks.processor  # one processor per thread
