@@ -86,7 +86,12 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[security_headers_middleware(settings)],
         csrf_config=csrf_config(services),
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            # Templates ship with the code: do not stat their files on every render.
+            engine_callback=lambda jinja: setattr(jinja.engine, "auto_reload", False),
+        ),
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
         state=State({"services": services, "webhooks": webhooks}),
         signature_namespace={"Services": Services},
