@@ -63,18 +63,19 @@ def match_ledger(conn: Connection, day: date, config: ReconciliationConfig) -> i
         provider_txns.c.type.not_in(PAYOUT_TYPES),
         ~txn_taken,
     )
-    columns = (provider_txns.c.id, provider_txns.c.match_ref, provider_txns.c.amount, provider_txns.c.business_date)
+    picked = (provider_txns.c.id, provider_txns.c.match_ref, provider_txns.c.amount, provider_txns.c.business_date)
     order = (provider_txns.c.match_ref, provider_txns.c.created_at, provider_txns.c.id)
+    first: sa.ColumnElement[bool]
     if conn.dialect.name == "postgresql":
         # DISTINCT ON: the planner knows it yields one row per key (a filter on row_number() = 1
         # is estimated at 0.5 % of the rows, which led it into a million index probes).
         candidates = (
-            sa.select(*columns).where(eligible).ext(distinct_on(provider_txns.c.match_ref)).order_by(*order).subquery("p")
+            sa.select(*picked).where(eligible).ext(distinct_on(provider_txns.c.match_ref)).order_by(*order).subquery("p")
         )
         first = sa.true()
     else:
         ranked = sa.func.row_number().over(partition_by=order[0], order_by=order[1:]).label("rn")
-        candidates = sa.select(*columns, ranked).where(eligible).subquery("p")
+        candidates = sa.select(*picked, ranked).where(eligible).subquery("p")
         first = candidates.c.rn == 1
     same_day = sa.and_(candidates.c.business_date == day, tmp_items.c.in_day == 1)
     pairs = (
