@@ -3,8 +3,6 @@ filters and keyset pagination (stable under concurrent inserts; no OFFSET scans)
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,11 +14,11 @@ from invoices.errors import InvalidInvoice, InvoiceNotFound
 from invoices.model import Invoice, Status
 from invoices.records import load, to_invoice
 from invoices.schema import changes, invoices
+from ledger.keyset import decode_cursor, encode_cursor
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 _PUBLIC_ID = re.compile(r"[0-9a-f]{24}")
-_CURSOR = re.compile(r"after:([1-9][0-9]{0,18})")
 
 
 def get_invoice(conn: Connection, number: str) -> Invoice:
@@ -46,21 +44,13 @@ class InvoicePage:
     next_cursor: str | None
 
 
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        text = ""
-    match = _CURSOR.fullmatch(text) if len(cursor) <= 40 else None
-    if match is None:
+    last_id = decode_cursor(cursor)
+    if last_id is None:
         raise InvalidInvoice(
             "invoice.invalid_cursor", "the cursor is not one this service gave out", field="cursor"
         )
-    return int(match.group(1))
+    return last_id
 
 
 def list_invoices(
@@ -101,7 +91,7 @@ def list_invoices(
         query = query.where(invoices.c.id > _decode_cursor(cursor))
     rows = conn.execute(query.order_by(invoices.c.id).limit(limit + 1)).all()
     items = tuple(to_invoice(row) for row in rows[:limit])
-    next_cursor = _encode_cursor(items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
     return InvoicePage(items, next_cursor)
 
 

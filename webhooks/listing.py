@@ -3,9 +3,6 @@ and the count per state."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.clock import to_utc
+from ledger.keyset import decode_cursor, encode_cursor
 from webhooks.errors import EventNotFound, InvalidQuery
 from webhooks.schema import STATES, webhook_events
 
@@ -102,21 +100,11 @@ def _to_event(row: sa.Row, *, with_payload: bool = False) -> StoredEvent:
     )
 
 
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"before:{last_id}".encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> int:
-    text = ""
-    if len(cursor) <= 40:
-        try:
-            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            text = ""
-    match = re.fullmatch(r"before:([1-9][0-9]{0,18})", text)
-    if match is None:
+    last_id = decode_cursor(cursor, "before")
+    if last_id is None:
         raise InvalidQuery("webhook.invalid_cursor", "the cursor is not one this service gave out")
-    return int(match.group(1))
+    return last_id
 
 
 def check_state(state: str | None) -> str | None:
@@ -150,7 +138,7 @@ def list_events(
         query = query.where(t.c.id < _decode_cursor(cursor))
     rows = conn.execute(query.order_by(t.c.id.desc()).limit(limit + 1)).all()
     items = [_to_event(row) for row in rows[:limit]]
-    return items, (_encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return items, (encode_cursor(items[-1].id, "before") if len(rows) > limit else None)
 
 
 def find_row(conn: Connection, key: str | int, *, lock: bool = False) -> sa.Row:

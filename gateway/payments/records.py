@@ -7,8 +7,6 @@ based on a stale read fails instead of overwriting.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from gateway.payments.state import AttemptStatus
 from invoices.notice_number import make_notice_number
 from invoices.schema import invoices
 from ledger.clock import to_utc
+from ledger.keyset import decode_cursor, encode_cursor
 
 _PUBLIC_ID = re.compile(r"(pa|rf)_[0-9a-f]{24}")
 MAX_PAGE = 500
@@ -300,19 +299,11 @@ def overpayment_of(conn: Connection, attempt_id: int, *, lock: bool = False) -> 
     return None if row is None else to_overpayment(row)
 
 
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        text = ""
-    match = re.fullmatch(r"after:([1-9][0-9]{0,18})", text) if len(cursor) <= 40 else None
-    if match is None:
+    last_id = decode_cursor(cursor)
+    if last_id is None:
         raise InvalidPaymentRequest("payment.invalid_cursor", "the cursor is not one this service gave out")
-    return int(match.group(1))
+    return last_id
 
 
 def list_overpayments(
@@ -331,4 +322,4 @@ def list_overpayments(
         query = query.where(overpayments.c.id > _decode_cursor(cursor))
     rows: Sequence[sa.Row[Any]] = conn.execute(query.order_by(overpayments.c.id).limit(limit + 1)).all()
     items = [to_overpayment(row) for row in rows[:limit]]
-    return items, (_encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return items, (encode_cursor(items[-1].id) if len(rows) > limit else None)
