@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import socket
 import sys
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.stripe_secret_key:
         settings = dataclasses.replace(
             settings,
-            public_base_url=settings.public_base_url if "NOFU_PUBLIC_BASE_URL" in _env() else base,
+            public_base_url=settings.public_base_url if "NOFU_PUBLIC_BASE_URL" in os.environ else base,
             stripe_secret_key=sandbox_config.api_key,
             stripe_api_base=f"http://127.0.0.1:{sandbox_port}",
             stripe_webhook_secret=sandbox_config.webhook_secret,
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         engine, lambda conn: create_token(conn, role=Role.TREASURY, name="demo", actor=Actor.cli())
     )
 
-    sandbox = SandboxServer(sandbox_config, host=args.host if args.host != "127.0.0.1" else "127.0.0.1", port=sandbox_port)
+    sandbox = SandboxServer(sandbox_config, host=args.host, port=sandbox_port)
     sandbox.start()
     app = create_app(settings, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level="warning"))
@@ -162,12 +163,6 @@ def run(args: argparse.Namespace) -> int:
         server.should_exit = True
         thread.join(timeout=10)
         sandbox.stop()
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def _print_qr(url: str) -> None:
@@ -212,7 +207,7 @@ def _check(base: str, services, invoice, sandbox) -> int:  # type: ignore[no-unt
     while True:
         with read_transaction(services.engine) as conn:
             paid = service.get_invoice(conn, invoice.display_number)
-            entries = conn.scalar(sa.text("SELECT count(*) FROM webhook_events")) if _has_table(conn, "webhook_events") else 0
+            entries = conn.scalar(sa.text("SELECT count(*) FROM webhook_events"))
         if paid.status.value == "paid" and entries:
             break
         if time.monotonic() > deadline:
@@ -227,10 +222,6 @@ def _check(base: str, services, invoice, sandbox) -> int:  # type: ignore[no-unt
     print(f"  trial balance {'balanced' if balance.balanced else 'NOT BALANCED'} "
           f"(¥{balance.total_debit:,} = ¥{balance.total_credit:,}); ledger verify: {'OK' if report.ok else 'FAILED'}")
     return 0 if balance.balanced and report.ok else 1
-
-
-def _has_table(conn, name: str) -> bool:  # type: ignore[no-untyped-def]
-    return sa.inspect(conn).has_table(name)
 
 
 def _csrf(html: str) -> str:
