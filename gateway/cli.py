@@ -10,7 +10,6 @@ from gateway.commands import db, keys, ledger as ledger_commands, sandbox, serve
 from gateway.commands import demo, invoices as invoice_commands, reconcile, webhooks as webhook_commands, worker
 from gateway.schema_version import SchemaOutdated
 from gateway.settings import SettingsError
-from ledger import LedgerError
 
 COMMAND_MODULES = (
     demo,
@@ -42,8 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, SchemaOutdated) as exc:
         print(f"nofu: {exc}", file=sys.stderr)
         return 2
-    except LedgerError as exc:
-        print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
+    except Exception as exc:
+        # Every domain error (ledger, invoices, auth, webhooks, reconciliation…) carries a stable
+        # code and a message for people: one line, exit 1. Anything else is a bug: let it raise.
+        code, message = getattr(exc, "code", None), getattr(exc, "message", None)
+        if not (isinstance(code, str) and isinstance(message, str)):
+            raise
+        print(f"nofu: error [{code}]: {message}", file=sys.stderr)
         return 1
 
 

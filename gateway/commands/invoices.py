@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.commands import common
 from gateway.keys import load_keys
 from invoices.catalog import Catalog
-from invoices.errors import ImportRejected, InvoiceError
+from invoices.errors import ImportRejected
 from invoices.late_fee import RateTable
 from invoices.pii_rotation import reencrypt_payers
 from invoices.service import InvoiceContext, IssuedSlip, import_invoices_csv
@@ -83,9 +83,6 @@ def import_file(args: argparse.Namespace) -> int:
         for error in exc.errors:
             column = f", column {error.column}" if error.column else ""
             print(f"  line {error.line}{column}: [{error.code}] {error.message}", file=sys.stderr)
-        return 1
-    except InvoiceError as exc:
-        print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1
     finally:
         if partial is not None and partial.exists():

@@ -27,7 +27,6 @@ from reconciliation import (
     CATEGORY_NAMES_JA,
     BankStatementInvalid,
     BreakCategory,
-    ReconciliationError,
     csv_chunks,
     import_statement,
     parse_day,
@@ -119,9 +118,6 @@ def run(args: argparse.Namespace) -> int:
         for error in exc.errors:
             column = f", {error.column}" if error.column else ""
             print(f"  line {error.line}{column}: [{error.code}] {error.message}", file=sys.stderr)
-        return 1
-    except ReconciliationError as exc:
-        print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1
     out = args.out or DEFAULT_DIR / f"reconciliation-{day.isoformat()}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,19 +8,16 @@ are audited with the actor ``cli:<os user>``. Times are shown in JST.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gateway.audit import Actor
-from gateway.auth import AuthError, Role, create_token, list_tokens, revoke_token
+from gateway.auth import Role, create_token, list_tokens, revoke_token
 from gateway.auth.tokens import DEFAULT_LIFETIME, TokenInfo
 from gateway.commands import common
 from ledger.clock import JST, utc_now
 from ledger.db import read_transaction, run_transaction
 
-Command = Callable[[argparse.Namespace], int]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,25 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(run=revoke)
 
 
-def _reporting(command: Command) -> Command:
-    """Auth errors become one line with their code and exit status 1."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except AuthError as exc:
-            print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def _jst(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
 
 
-@_reporting
 def create(args: argparse.Namespace) -> int:
     actor = Actor.cli()
     lifetime = timedelta(days=args.expires_in_days)
@@ -92,7 +74,6 @@ def _as_json(info: TokenInfo, now: datetime) -> dict[str, object]:
     }
 
 
-@_reporting
 def list_command(args: argparse.Namespace) -> int:
     with read_transaction(common.engine()) as conn:
         found = list_tokens(conn)
@@ -111,7 +92,6 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reporting
 def revoke(args: argparse.Namespace) -> int:
     actor = Actor.cli()
     now = utc_now()

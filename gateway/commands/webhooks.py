@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.engine import Connection
@@ -26,7 +25,6 @@ from ledger.clock import JST, utc_now
 from ledger.db import read_transaction, run_transaction
 from webhooks import (
     StoredEvent,
-    WebhookError,
     backfill,
     get_event,
     list_events,
@@ -35,7 +33,6 @@ from webhooks import (
 )
 from webhooks.schema import STATES
 
-Command = Callable[[argparse.Namespace], int]
 _RELATIVE = re.compile(r"([1-9][0-9]{0,3})([dhm])")
 PROVIDER_RETENTION = timedelta(days=30)
 
@@ -66,31 +63,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--object", dest="object_id", help="the provider object, e.g. pi_…")
     p.add_argument("--limit", type=int, default=50, help="1..500 (default 50)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_reporting(list_command))
+    p.set_defaults(run=list_command)
     p = cmd.add_parser("show", help="one stored event with its raw payload")
     p.add_argument("id", help="inbox id or provider event id (evt_…)")
-    p.set_defaults(run=_reporting(show))
+    p.set_defaults(run=show)
     p = cmd.add_parser("stats", help="how many events are in each state")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_reporting(stats))
+    p.set_defaults(run=stats)
     p = cmd.add_parser("replay", help="process stored events again (dead letters, once the cause is fixed)")
     p.add_argument("ids", nargs="+", metavar="id", help="inbox id or provider event id (evt_…)")
-    p.set_defaults(run=_reporting(replay_command))
+    p.set_defaults(run=replay_command)
     p = cmd.add_parser("backfill", help="store every provider event since a time that the inbox lacks")
     p.add_argument("--since", required=True, type=since_value, help="3d, 12h, 2026-11-20 (JST) or an ISO time")
     p.add_argument("--process", action="store_true", help="also apply everything due now, in this process")
-    p.set_defaults(run=_reporting(backfill_command))
-
-
-def _reporting(command: Command) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except WebhookError as exc:
-            print(f"nofu: error [{exc.code}]: {exc.message}", file=sys.stderr)
-            return 1
-
-    return run
+    p.set_defaults(run=backfill_command)
 
 
 def _jst(moment: datetime | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import threading
@@ -469,11 +468,10 @@ def test_last_use_is_written_at_most_once_a_minute(
 
 
 def nofu(argv: list[str]) -> int:
-    """Run ``nofu token …`` through the command module's own parser (as gateway.cli does)."""
-    parser = argparse.ArgumentParser(prog="nofu")
-    token_commands.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    """Run ``nofu token …`` through the real entry point."""
+    from gateway import cli
+
+    return cli.main(argv)
 
 
 @pytest.fixture
