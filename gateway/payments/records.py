@@ -68,16 +68,16 @@ _receipt_number = (
 )
 
 
-def _attempt_query() -> sa.Select[Any]:
-    return sa.select(
-        attempts,
-        invoices.c.public_id.label("invoice_public_id"),
-        invoices.c.fiscal_year.label("invoice_fiscal_year"),
-        invoices.c.sequence.label("invoice_sequence"),
-        _refunded.label("refunded"),
-        _pending.label("refund_pending"),
-        _receipt_number.label("receipt_number"),
-    ).join(invoices, invoices.c.id == attempts.c.invoice_id)
+# Built once: a Select is immutable, each use adds its own WHERE.
+_ATTEMPTS = sa.select(
+    attempts,
+    invoices.c.public_id.label("invoice_public_id"),
+    invoices.c.fiscal_year.label("invoice_fiscal_year"),
+    invoices.c.sequence.label("invoice_sequence"),
+    _refunded.label("refunded"),
+    _pending.label("refund_pending"),
+    _receipt_number.label("receipt_number"),
+).join(invoices, invoices.c.id == attempts.c.invoice_id)
 
 
 def to_attempt(row: sa.Row[Any]) -> Attempt:
@@ -116,7 +116,7 @@ def to_attempt(row: sa.Row[Any]) -> Attempt:
 
 
 def load_attempt(conn: Connection, *, public_id: str | None = None, id: int | None = None) -> Attempt:
-    query = _attempt_query()
+    query = _ATTEMPTS
     if public_id is not None:
         query = query.where(attempts.c.public_id == check_public_id(public_id, "pa"))
     else:
@@ -134,25 +134,25 @@ def lock_attempt(conn: Connection, attempt_id: int) -> Attempt:
 
 
 def find_by_provider_id(conn: Connection, provider_payment_id: str) -> Attempt | None:
-    row = conn.execute(_attempt_query().where(attempts.c.provider_payment_id == provider_payment_id)).first()
+    row = conn.execute(_ATTEMPTS.where(attempts.c.provider_payment_id == provider_payment_id)).first()
     return None if row is None else to_attempt(row)
 
 
 def active_attempt(conn: Connection, invoice_id: int) -> Attempt | None:
     row = conn.execute(
-        _attempt_query().where(attempts.c.invoice_id == invoice_id, attempts.c.status.in_(ACTIVE_STATUSES))
+        _ATTEMPTS.where(attempts.c.invoice_id == invoice_id, attempts.c.status.in_(ACTIVE_STATUSES))
     ).first()
     return None if row is None else to_attempt(row)
 
 
 def attempts_of_invoice(conn: Connection, invoice_id: int) -> list[Attempt]:
-    rows = conn.execute(_attempt_query().where(attempts.c.invoice_id == invoice_id).order_by(attempts.c.id))
+    rows = conn.execute(_ATTEMPTS.where(attempts.c.invoice_id == invoice_id).order_by(attempts.c.id))
     return [to_attempt(row) for row in rows]
 
 
 def stale_attempts(conn: Connection, now: datetime, limit: int = 100) -> list[Attempt]:
     rows = conn.execute(
-        _attempt_query()
+        _ATTEMPTS
         .where(attempts.c.status.in_(ACTIVE_STATUSES), attempts.c.expires_at <= to_utc(now))
         .order_by(attempts.c.expires_at, attempts.c.id)
         .limit(limit)
@@ -175,10 +175,10 @@ def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **value
 # --- refunds ------------------------------------------------------------------------------
 
 
-def _refund_query() -> sa.Select[Any]:
-    return sa.select(refunds, attempts.c.public_id.label("attempt_public_id")).join(
-        attempts, attempts.c.id == refunds.c.attempt_id
-    )
+# Built once: a Select is immutable, each use adds its own WHERE.
+_REFUNDS = sa.select(refunds, attempts.c.public_id.label("attempt_public_id")).join(
+    attempts, attempts.c.id == refunds.c.attempt_id
+)
 
 
 def to_refund(row: sa.Row[Any]) -> Refund:
@@ -209,7 +209,7 @@ def to_refund(row: sa.Row[Any]) -> Refund:
 
 
 def load_refund(conn: Connection, refund_id: int) -> Refund:
-    row = conn.execute(_refund_query().where(refunds.c.id == refund_id)).first()
+    row = conn.execute(_REFUNDS.where(refunds.c.id == refund_id)).first()
     if row is None:
         raise PaymentNotFound("no refund with this id")
     return to_refund(row)
@@ -221,13 +221,13 @@ def lock_refund(conn: Connection, refund_id: int) -> Refund:
 
 
 def refunds_of(conn: Connection, attempt_id: int) -> list[Refund]:
-    rows = conn.execute(_refund_query().where(refunds.c.attempt_id == attempt_id).order_by(refunds.c.id))
+    rows = conn.execute(_REFUNDS.where(refunds.c.attempt_id == attempt_id).order_by(refunds.c.id))
     return [to_refund(row) for row in rows]
 
 
 def pending_refunds(conn: Connection, created_before: datetime, limit: int = 100) -> list[Refund]:
     rows = conn.execute(
-        _refund_query()
+        _REFUNDS
         .where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= to_utc(created_before))
         .order_by(refunds.c.id)
         .limit(limit)
@@ -262,17 +262,17 @@ def refund_totals(conn: Connection, attempt_id: int) -> Any:
 # --- overpayments -------------------------------------------------------------------------
 
 
-def _overpayment_query() -> sa.Select[Any]:
-    return (
-        sa.select(
-            overpayments,
-            attempts.c.public_id.label("attempt_public_id"),
-            invoices.c.fiscal_year.label("invoice_fiscal_year"),
-            invoices.c.sequence.label("invoice_sequence"),
-        )
-        .join(attempts, attempts.c.id == overpayments.c.attempt_id)
-        .join(invoices, invoices.c.id == overpayments.c.invoice_id)
+# Built once: a Select is immutable, each use adds its own WHERE.
+_OVERPAYMENTS = (
+    sa.select(
+        overpayments,
+        attempts.c.public_id.label("attempt_public_id"),
+        invoices.c.fiscal_year.label("invoice_fiscal_year"),
+        invoices.c.sequence.label("invoice_sequence"),
     )
+    .join(attempts, attempts.c.id == overpayments.c.attempt_id)
+    .join(invoices, invoices.c.id == overpayments.c.invoice_id)
+)
 
 
 def to_overpayment(row: sa.Row[Any]) -> Overpayment:
@@ -295,7 +295,7 @@ def to_overpayment(row: sa.Row[Any]) -> Overpayment:
 def overpayment_of(conn: Connection, attempt_id: int, *, lock: bool = False) -> Overpayment | None:
     if lock:
         conn.execute(sa.select(overpayments.c.id).where(overpayments.c.attempt_id == attempt_id).with_for_update())
-    row = conn.execute(_overpayment_query().where(overpayments.c.attempt_id == attempt_id)).first()
+    row = conn.execute(_OVERPAYMENTS.where(overpayments.c.attempt_id == attempt_id)).first()
     return None if row is None else to_overpayment(row)
 
 
@@ -312,7 +312,7 @@ def list_overpayments(
     """Overpayments, oldest first, ``limit`` (1..500) at a time; the cursor continues the list."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidPaymentRequest("payment.invalid_filter", f"limit must be 1..{MAX_PAGE}", field="limit")
-    query = _overpayment_query()
+    query = _OVERPAYMENTS
     if status is not None:
         try:
             query = query.where(overpayments.c.status == OverpaymentStatus(status).value)
