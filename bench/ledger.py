@@ -807,7 +807,6 @@ def profile(kind: str, workdir: Path, count: int) -> str:
     """
     out = [f"profile {kind} — {machine()}; load average {os.getloadavg()[0]:.1f}; SQLite synchronous=OFF"]
     if kind == "post":
-        scenario = Scenario("sqlite", 1, None)
         sequence = plan(count, 1, None)[0]
         captured = capture_posting(recreate_sqlite(workdir / "capture.sqlite3"), "sqlite")
         requests = [request_for(p) for p in sequence]

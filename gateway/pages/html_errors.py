@@ -20,7 +20,7 @@ import math
 import uuid
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.exceptions import (
     HTTPException,
     NotFoundException,

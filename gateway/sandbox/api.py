@@ -37,7 +37,6 @@ from gateway.sandbox.payment_intents import (
     cancel_payment_intent,
     confirm_payment_intent,
     create_payment_intent,
-    get_payment_intent,
     update_payment_intent,
 )
 from gateway.sandbox.payouts import get_payout
@@ -51,7 +50,7 @@ from gateway.sandbox.records import (
     Record,
     RefundRecord,
 )
-from gateway.sandbox.refunds import create_refund, get_refund, update_refund
+from gateway.sandbox.refunds import create_refund, update_refund
 from gateway.sandbox.shapes import render
 
 log = logging.getLogger(__name__)
