@@ -149,6 +149,19 @@ class PaymentEvents:
                 raise
             raise Refuse(f"the provider refused a call about {payment_id}: [{exc.code}] {exc}") from exc
 
+    def _settle(self, conn: Connection, payment: ProviderPayment, seen: Seen) -> Outcome:
+        """Record a succeeded payment's money in the event's own transaction: nothing is needed
+        from the provider, and the event's outcome commits with the books (one commit)."""
+        try:
+            before, after = self.payments.settle_in(conn, seen.id, payment)
+        except ProviderMismatch as exc:
+            raise Refuse(f"the provider's payment {payment.id} does not match its attempt: {exc.message}") from exc
+        if after is before:
+            # Another event recorded it between our first look and the lock.
+            return Outcome.skipped(f"{after.public_id}: the money of {payment.id} is already recorded")
+        note = f"{after.public_id}: {before.status.value} → {after.status.value}, ¥{after.amount_received:,} recorded"
+        return Outcome.applied(note, f"payment:{after.public_id}:received")
+
     @staticmethod
     def _result(conn: Connection, prepared: Prepared) -> Outcome:
         """What the outside step did. Money received and a final status are one-time effects
@@ -180,6 +193,8 @@ class PaymentEvents:
             if payment.succeeded_at is None and event.created is not None:
                 # The intent's snapshot does not expand its charge; the event is as close as it gets.
                 payment = dataclasses.replace(payment, succeeded_at=event.created)
+            if payment.succeeded_at is not None and before.provider_payment_id == payment.id:
+                return self._settle(conn, payment, before)
         elif before.status.terminal:
             return Outcome.skipped(f"stale: {before.public_id} is already {before.status.value}")
         elif (

@@ -127,10 +127,18 @@ def load_attempt(conn: Connection, *, public_id: str | None = None, id: int | No
     return to_attempt(row)
 
 
+_LOCK_ATTEMPT = sa.select(attempts.c.id).where(attempts.c.id == sa.bindparam("id")).with_for_update()
+_ATTEMPT_BY_ID = _ATTEMPTS.where(attempts.c.id == sa.bindparam("id"))
+
+
 def lock_attempt(conn: Connection, attempt_id: int) -> Attempt:
-    """Lock the attempt's row for the rest of the transaction, then read it whole."""
-    conn.execute(sa.select(attempts.c.id).where(attempts.c.id == attempt_id).with_for_update())
-    return load_attempt(conn, id=attempt_id)
+    """Lock the attempt's row for the rest of the transaction, then read it whole (after the
+    lock, so what is read is the latest committed state)."""
+    conn.execute(_LOCK_ATTEMPT, {"id": attempt_id})
+    row = conn.execute(_ATTEMPT_BY_ID, {"id": attempt_id}).first()
+    if row is None:
+        raise PaymentNotFound("no payment with this id")
+    return to_attempt(row)
 
 
 def find_by_provider_id(conn: Connection, provider_payment_id: str) -> Attempt | None:
@@ -160,8 +168,9 @@ def stale_attempts(conn: Connection, now: datetime, limit: int = 100) -> list[At
     return [to_attempt(row) for row in rows]
 
 
-def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values: Any) -> Attempt:
-    """Write ``values`` to an attempt read in this transaction (compare-and-set on version)."""
+def write_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values: Any) -> None:
+    """Write ``values`` to an attempt read in this transaction (compare-and-set on version:
+    the row is at ``attempt.version + 1`` afterwards)."""
     result = conn.execute(
         attempts.update()
         .where(attempts.c.id == attempt.id, attempts.c.version == attempt.version)
@@ -169,6 +178,11 @@ def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **value
     )
     if result.rowcount != 1:
         raise PaymentConflict("the payment changed meanwhile; try again", attempt=attempt.public_id)
+
+
+def update_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values: Any) -> Attempt:
+    """``write_attempt``, then the attempt as written."""
+    write_attempt(conn, attempt, now=now, **values)
     return load_attempt(conn, id=attempt.id)
 
 

@@ -1,7 +1,9 @@
 """Settlement: the one unit of work that records money a provider confirmed (収納).
 
 In ONE transaction: the attempt is locked and moved to succeeded, the invoice is locked, the
-money is booked, a receipt is written and the audit log says so. Where the money goes:
+money is booked, a receipt is written and the audit log says so — the caller's transaction,
+which for a webhook event is the event's own (its outcome commits with the money). Where the
+money goes:
 
 - invoice open: principal up to what is still owed → ``record_payment`` (Dr 1200 / Cr 1100:CODE,
   the late fee Cr 4300, in one entry); anything beyond (the invoice was amended downwards while
@@ -17,6 +19,7 @@ received its money is returned unchanged.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -57,6 +60,14 @@ def payment_reference(attempt: Attempt) -> str:
     return f"stripe:{attempt.provider_payment_id}"
 
 
+# Built once (see ledger/posting.py): the entry ``record_payment`` just posted for a reference.
+_PAYMENT_ENTRY = sa.select(changes.c.ledger_entry_id).where(
+    changes.c.invoice_id == sa.bindparam("invoice_id"),
+    changes.c.kind == "payment",
+    changes.c.reference == sa.bindparam("reference"),
+)
+
+
 def settle(
     conn: Connection,
     ctx: InvoiceContext,
@@ -70,7 +81,25 @@ def settle(
 
     The caller has checked that ``payment`` is this attempt's intent, succeeded, for its amount.
     """
-    attempt = records.lock_attempt(conn, attempt_id)
+    return settle_locked(conn, ctx, keys, records.lock_attempt(conn, attempt_id), payment, now=now)
+
+
+def settle_locked(
+    conn: Connection,
+    ctx: InvoiceContext,
+    keys: ReceiptKeys,
+    attempt: Attempt,
+    payment: ProviderPayment,
+    *,
+    now: datetime,
+) -> Attempt:
+    """``settle`` for an attempt the caller has locked and read in this transaction
+    (``records.lock_attempt``); returns it as it is after the commit.
+
+    The ledger's chain head is locked by the posting and held until the commit, and every
+    writer of the books queues on it; so everything that does not need the entry (receipt,
+    audit) is written before the posting, and only the attempt's own row after it.
+    """
     if attempt.amount_received:
         return attempt
     if payment.status != "succeeded" or payment.id != attempt.provider_payment_id:
@@ -92,6 +121,34 @@ def settle(
         reason = OverpaymentReason.ALREADY_PAID
     overpaid = attempt.amount - principal - late_fee
 
+    kind = "payment" if principal else "overpayment"
+    number = new_receipt_number(paid_at)
+    fields = ReceiptFields(number, kind, attempt.notice_number, paid_at, attempt.amount, principal, late_fee, payment.id)
+    keys.code(fields)  # fails here, not later, when the active key is unusable
+    conn.execute(
+        receipts.insert().values(
+            receipt_number=number, attempt_id=attempt.id, invoice_id=invoice.id, kind=kind, paid_at=paid_at,
+            amount=attempt.amount, principal=principal, late_fee=late_fee, provider_reference=payment.id,
+            key_id=keys.active, created_at=now,
+        )  # fmt: skip
+    )
+    audit(
+        conn,
+        SYSTEM,
+        "payment.succeed",
+        f"payment:{attempt.public_id}",
+        {
+            "notice_number": attempt.notice_number,
+            "amount": attempt.amount,
+            "principal": principal,
+            "late_fee": late_fee,
+            "overpaid": overpaid,
+            "overpayment_reason": None if reason is None else reason.value,
+            "provider_payment_id": payment.id,
+            "receipt_number": number,
+        },
+        now=now,
+    )
     entry_id: int | None = None
     if principal:
         record_payment(
@@ -99,11 +156,7 @@ def settle(
             actor=SYSTEM.id, late_fee=late_fee, effective_date=day,
         )  # fmt: skip
         entry_id = conn.execute(
-            sa.select(changes.c.ledger_entry_id).where(
-                changes.c.invoice_id == invoice.id,
-                changes.c.kind == "payment",
-                changes.c.reference == payment_reference(attempt),
-            )
+            _PAYMENT_ENTRY, {"invoice_id": invoice.id, "reference": payment_reference(attempt)}
         ).scalar_one()
     if overpaid:
         assert reason is not None
@@ -139,42 +192,21 @@ def settle(
         "succeeded_at": paid_at,
         "ledger_entry_id": entry_id,
     }
-    if attempt.status.active:
-        values["status"] = transition(attempt.status, Event.SUCCEED, attempt=attempt.public_id).value
+    status = attempt.status
+    if status.active:
+        status = transition(status, Event.SUCCEED, attempt=attempt.public_id)
+        values["status"] = status.value
     else:
         # Cannot happen with a well-behaved provider: an attempt becomes terminal only after its
         # intent was cancelled. The money is real, so it is recorded all the same.
         log.error("money arrived for a %s attempt; recorded, status kept", attempt.status.value,
                   extra={"attempt": attempt.public_id})  # fmt: skip
-    settled = records.update_attempt(conn, attempt, now=now, **values)
+    records.write_attempt(conn, attempt, now=now, **values)
 
-    kind = "payment" if principal else "overpayment"
-    number = new_receipt_number(paid_at)
-    fields = ReceiptFields(number, kind, attempt.notice_number, paid_at, attempt.amount, principal, late_fee, payment.id)
-    keys.code(fields)  # fails here, not later, when the active key is unusable
-    conn.execute(
-        receipts.insert().values(
-            receipt_number=number, attempt_id=attempt.id, invoice_id=invoice.id, kind=kind, paid_at=paid_at,
-            amount=attempt.amount, principal=principal, late_fee=late_fee, provider_reference=payment.id,
-            key_id=keys.active, created_at=now,
-        )  # fmt: skip
-    )
-    audit(
-        conn,
-        SYSTEM,
-        "payment.succeed",
-        f"payment:{attempt.public_id}",
-        {
-            "notice_number": attempt.notice_number,
-            "amount": attempt.amount,
-            "principal": principal,
-            "late_fee": late_fee,
-            "overpaid": overpaid,
-            "overpayment_reason": None if reason is None else reason.value,
-            "provider_payment_id": payment.id,
-            "receipt_number": number,
-        },
-        now=now,
-    )
-    log.info("payment settled", extra={"attempt": attempt.public_id, "status": settled.status.value})
-    return records.load_attempt(conn, id=attempt.id)
+    settled = replace(
+        attempt, version=attempt.version + 1, updated_at=now, receipt_number=number,
+        amount_received=attempt.amount, principal_applied=principal, late_fee_applied=late_fee,
+        overpaid=overpaid, succeeded_at=paid_at, ledger_entry_id=entry_id, status=status,
+    )  # fmt: skip
+    log.info("payment settled", extra={"attempt": attempt.public_id, "status": status.value})
+    return settled
