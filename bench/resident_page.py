@@ -78,7 +78,7 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def _wrk(url: str, connections: int, duration: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     app_port, bare_port = _free_port(), _free_port()
     servers = [
-        _serve("gateway.app:create_app", app_port, args.workers, env),
+        _serve("gateway.app:serve_app", app_port, args.workers, env),
         _serve("bench.bare_app:create_app", bare_port, args.workers, env),
     ]
     try:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app, bare = results["nofu GET /p/{token}"], results["bare Litestar handler (ceiling)"]
     print(machine())
-    print(f"wrk -t2 -c{args.connections} -d{args.duration}s, uvicorn --workers {args.workers}, SQLite\n")
+    print(f"wrk -t1 -c{args.connections} -d{args.duration}s, uvicorn --workers {args.workers}, SQLite\n")
     print(
         table(
             ["server", "requests/s", "p50 ms", "p99 ms", "non-2xx"],

@@ -7,6 +7,7 @@ their own database URL.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from gateway.api.reconciliation import ReconciliationController
 from gateway.api.webhooks import WebhookController, stripe_webhook
 from gateway.auth import StaffAuthPlugin
 from gateway.auth.audit_api import audit_log_endpoint
+from gateway.pages.invoice_page import close_page_cache, open_page_cache
 from gateway.pages.limits import csrf_config
 from gateway.pages.reconciliation import StaffReconciliationPages
 from gateway.pages.resident import ResidentController
@@ -66,6 +68,7 @@ def create_app(
     def provide_services(state: State) -> Services:
         return state.services
 
+    state = State({"services": services, "webhooks": webhooks})
     route_handlers: list[Any] = [
         healthz,
         qr_public_keys,
@@ -93,9 +96,25 @@ def create_app(
             engine_callback=lambda jinja: setattr(jinja.engine, "auto_reload", False),
         ),
         openapi_config=OpenAPIConfig(title="nofu staff API", version="1", path="/schema"),
-        state=State({"services": services, "webhooks": webhooks}),
+        state=state,
         signature_namespace={"Services": Services},
-        on_startup=[sweeper.start, webhooks.start],
-        on_shutdown=[sweeper.stop, webhooks.stop, lambda: services.engine.dispose()],
+        on_startup=[sweeper.start, webhooks.start, lambda: open_page_cache(state)],
+        on_shutdown=[sweeper.stop, webhooks.stop, lambda: close_page_cache(state), lambda: services.engine.dispose()],
         debug=False,
     )
+
+
+def freeze_heap() -> None:
+    """Move everything alive after startup (modules, the app, templates, SQLAlchemy's caches) out
+    of the garbage collector's sight, so its full collections scan only what requests create: under
+    load those took 70–90 ms each, the p99 of the resident page. For long-lived server processes
+    only: a process that builds many apps (the tests) would keep their leftovers forever."""
+    gc.collect()
+    gc.freeze()
+
+
+def serve_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Litestar:
+    """The app as a server process runs it (``nofu serve``, ``nofu demo``, the benchmark)."""
+    app = create_app(settings, engine=engine)
+    app.on_startup.append(freeze_heap)
+    return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,20 +15,28 @@ CSP = (
 )
 
 
+_CSP_NAME = b"content-security-policy"
+_FIXED = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+_HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+
+
 class _SecurityHeaders(ASGIMiddleware):
+    """Sets the fixed headers (replacing any a handler set) and a CSP unless the handler set its
+    own. Works on the raw header list: this runs on every response, including the cached pages."""
+
     def __init__(self, hsts: bool) -> None:
-        self.hsts = hsts
+        self.fixed = [*_FIXED, _HSTS] if hsts else list(_FIXED)
+        self.replaced = frozenset(name for name, _ in self.fixed)
+        self.csp = (_CSP_NAME, CSP.encode())
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers.setdefault("Content-Security-Policy", CSP)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
-                if self.hsts:
-                    headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in self.replaced]
+                if not any(k.lower() == _CSP_NAME for k, _ in headers):
+                    headers.append(self.csp)
+                headers.extend(self.fixed)
+                message["headers"] = headers
             await send(message)
 
         await next_app(scope, receive, send_with_headers)

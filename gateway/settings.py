@@ -50,6 +50,9 @@ class Settings:
     # leaves it to separate `nofu worker` processes. Attempts before an event is dead-lettered.
     webhook_inprocess: str = "1"
     webhook_max_attempts: str = "16"
+    # "1": keep rendered invoice pages until their invoice or its payments change
+    # (gateway/pages/page_cache.py); "0": read and render every request.
+    page_cache: str = "1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +90,8 @@ class Settings:
             raise SettingsError(
                 f"NOFU_ENVIRONMENT: {self.environment!r} must be development or production"
             )
+        if self.page_cache not in ("0", "1"):
+            raise SettingsError("NOFU_PAGE_CACHE: must be 1 (cache invoice pages until they change) or 0 (never)")
         self._validate_payments()
         self._validate_webhooks()
         if self.environment == "production":
@@ -112,6 +117,10 @@ class Settings:
     @property
     def webhook_in_process(self) -> bool:
         return self.webhook_inprocess == "1"
+
+    @property
+    def page_cache_on(self) -> bool:
+        return self.page_cache == "1"
 
     @property
     def webhook_attempts(self) -> int:

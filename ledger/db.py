@@ -79,7 +79,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
+        if is_read_only(conn):
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -92,6 +92,11 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(**{_READ_ONLY: True})
         with conn.begin():
             yield conn
+
+
+def is_read_only(conn: Connection) -> bool:
+    """Whether ``conn`` runs a ``read_transaction``."""
+    return bool(conn.get_execution_options().get(_READ_ONLY))
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -86,7 +86,7 @@ def _seed(services) -> list:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.app import serve_app
     from gateway.audit import Actor
     from gateway.auth import Role, create_token
     from gateway.bootstrap import prepare_database
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     sandbox = SandboxServer(sandbox_config, host=args.host, port=sandbox_port)
     sandbox.start()
-    app = create_app(settings, engine=engine)
+    app = serve_app(settings, engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level="warning"))
 
     print(f"\nnofu demo — {settings.municipality_name} (database {engine.url.render_as_string()})")

@@ -20,7 +20,7 @@ def serve(args: argparse.Namespace) -> int:
 
     common.engine()  # fail fast, with one line, on bad settings or an outdated schema
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,

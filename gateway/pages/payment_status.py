@@ -17,6 +17,7 @@ from invoices.model import Invoice
 class PaymentStatus:
     """Attributes:
     live_attempt_id: the attempt in progress (not finished, not past its time), to join.
+    live_until: when that attempt expires (then the page no longer shows it).
     paid_at: the provider's success time of the payment that settled the invoice.
     receipt_attempt_id: the attempt whose receipt proves it.
     last_failure: the latest attempt, when it failed (its message is shown once more).
@@ -24,6 +25,7 @@ class PaymentStatus:
     """
 
     live_attempt_id: str | None = None
+    live_until: datetime | None = None
     paid_at: datetime | None = None
     receipt_attempt_id: str | None = None
     last_failure: Attempt | None = None
@@ -44,6 +46,7 @@ def payment_status(services: Services, conn: Connection, invoice: Invoice, *, at
     latest = found.latest
     return PaymentStatus(
         live_attempt_id=None if found.live_attempt is None else found.live_attempt.public_id,
+        live_until=None if found.live_attempt is None else found.live_attempt.expires_at,
         paid_at=None if found.receipt is None else found.receipt.paid_at,
         receipt_attempt_id=None if found.receipt is None or found.settled is None else found.settled.public_id,
         last_failure=latest if latest is not None and latest.status is AttemptStatus.FAILED else None,

@@ -40,6 +40,32 @@ def switch_url(request: Request[Any, Any, Any], lang: Lang) -> str:
     return f"{request.url.path}?{urlencode(params)}"
 
 
+def lang_cookie(services: Services, lang: Lang) -> Cookie:
+    """Remembers the language the resident chose with the switch."""
+    return Cookie(
+        key=COOKIE,
+        value=lang,
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        samesite="lax",
+        httponly=True,
+        secure=services.settings.public_base_url.startswith("https://"),
+    )
+
+
+def frame_context(request: Request[Any, Any, Any], lang: Lang, code: str | None = None) -> dict[str, Any]:
+    """What ``resident/base.html`` needs: language, the switch link, the municipality."""
+    other: Lang = "en" if lang == "ja" else "ja"
+    return {
+        "t": Translator(lang),
+        "lang": lang,
+        "other_lang": other,
+        "switch_url": switch_url(request, other),
+        "municipality": services_of(request).settings.municipality_name,
+        "code": code,
+    }
+
+
 def render(
     request: Request[Any, Any, Any],
     template: str,
@@ -54,34 +80,11 @@ def render(
     ``code`` is a stable refusal code written into the page's ``<meta name="nofu-code">`` (tests
     and support staff read it; residents read the words).
     """
-    services = services_of(request)
     lang, set_cookie = page_lang(request)
-    other: Lang = "en" if lang == "ja" else "ja"
-    cookies = []
-    if set_cookie:
-        cookies.append(
-            Cookie(
-                key=COOKIE,
-                value=lang,
-                max_age=COOKIE_MAX_AGE,
-                path="/",
-                samesite="lax",
-                httponly=True,
-                secure=services.settings.public_base_url.startswith("https://"),
-            )
-        )
-    frame = {
-        "t": Translator(lang),
-        "lang": lang,
-        "other_lang": other,
-        "switch_url": switch_url(request, other),
-        "municipality": services.settings.municipality_name,
-        "code": code,
-    }
     return Template(
         template_name=f"resident/{template}",
-        context={**frame, **(context or {})},
+        context={**frame_context(request, lang, code), **(context or {})},
         status_code=status,
-        cookies=cookies,
+        cookies=[lang_cookie(services_of(request), lang)] if set_cookie else [],
         headers={**PAGE_HEADERS, **(headers or {})},
     )

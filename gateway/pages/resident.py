@@ -15,7 +15,7 @@ never JSON or traces.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -25,34 +25,24 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from gateway.pages.html_errors import HTML_EXCEPTION_HANDLERS
-from gateway.pages.invoice_view import invoice_view
+from gateway.pages.invoice_page import invoice_page as render_invoice_page
 from gateway.pages.limits import MANUAL_ENTRY_LIMIT
-from gateway.pages.manual_entry import STORE_NAME, EntryRefused, FailureCounter, find_by_codes, notice_digits_or_refuse
+from gateway.pages.manual_entry import (
+    STORE_NAME,
+    EntryRefused,
+    FailureCounter,
+    find_by_codes,
+    notice_digits_or_refuse,
+)
 from gateway.pages.paying import PaymentHandlers
-from gateway.pages.payment_status import PaymentStatus, payment_status
 from gateway.pages.receipt_check import ReceiptCheckHandlers
-from gateway.pages.render import render, translator
-from gateway.pages.token_access import TokenRefused, token_invoice
+from gateway.pages.render import render
+from gateway.pages.token_access import TokenRefused
 from gateway.services import Services
 from invoices.model import Invoice, invoice_payment_code
 from ledger.db import read_transaction
 
 log = logging.getLogger("nofu.pages")
-
-# Fewer than the engine's pool (10): with the default 40 threads, requests beyond the pool wait
-# on its checkout, which is not first-come first-served, and a few waited a second while the
-# median was 90 ms. This limiter queues them in arrival order instead.
-PAGE_READ_THREADS: Final = 8
-_PAGE_READS = "nofu_page_reads"
-
-
-def page_reads(request: Request[Any, Any, Any]) -> anyio.CapacityLimiter:
-    """The app's limiter for invoice page reads (one per app, so per event loop)."""
-    state = request.app.state
-    limiter = state.get(_PAGE_READS)
-    if limiter is None:
-        limiter = state[_PAGE_READS] = anyio.CapacityLimiter(PAGE_READ_THREADS)
-    return limiter  # type: ignore[no-any-return]
 
 
 def refusal(request: Request[Any, Any, Any], refused: TokenRefused) -> Template:
@@ -106,31 +96,9 @@ class ResidentController(PaymentHandlers, ReceiptCheckHandlers, Controller):
             )
         return Redirect(path=token_url(services, invoice), status_code=303)
 
-    @get("/p/{token:str}")
-    async def invoice_page(
-        self, request: Request[Any, Any, Any], services: NamedDependency[Services], token: FromPath[str]
-    ) -> Template:
-        def read() -> tuple[Invoice, PaymentStatus]:
-            with read_transaction(services.engine) as conn:
-                invoice, attempted = token_invoice(conn, services.keys.qr, token)
-                return invoice, payment_status(services, conn, invoice, attempted=attempted)
-
+    @get("/p/{token:str}", opt={"exclude_from_csrf": True})
+    async def invoice_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
         try:
-            invoice, status = await anyio.to_thread.run_sync(read, limiter=page_reads(request))
+            return await render_invoice_page(request, token)
         except TokenRefused as refused:
             return refusal(request, refused)
-        ctx = services.invoices
-        view = invoice_view(
-            ctx,
-            invoice,
-            ctx.today(),
-            live_attempt_id=status.live_attempt_id,
-            paid_at=status.paid_at,
-            receipt_attempt_id=status.receipt_attempt_id,
-        )
-        t = translator(request)
-        failure = None if status.last_failure is None else status.last_failure.failure_text(t.lang)
-        return render(
-            request, "invoice.html",
-            {"view": view, "token": token, "can_pay": status.can_pay, "last_failure": failure},
-        )

@@ -1,0 +1,130 @@
+"""``GET /p/{token}``: read the invoice and its payments, render the page, keep it in the page
+cache (``page_cache``) until it could differ, and answer with the requester's CSRF token.
+
+The route opts out of Litestar's CSRF middleware (a GET needs no check) and does its one job
+here, the same way: the pay form carries the browser's CSRF cookie value, and a browser
+without the cookie gets a new token (Litestar's format, so the middleware accepts the POST).
+Pages without a form set no CSRF cookie.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+from litestar import MediaType, Request, Response
+from litestar.datastructures import Cookie
+from litestar.middleware.csrf import generate_csrf_token
+
+from gateway.pages.invoice_view import invoice_view
+from gateway.pages.page_cache import (
+    CSRF_MARK,
+    CachedPage,
+    PageCache,
+    change_signal,
+    split_page,
+)
+from gateway.pages.payment_status import PaymentStatus, payment_status
+from gateway.pages.render import (
+    PAGE_HEADERS,
+    frame_context,
+    lang_cookie,
+    page_lang,
+    services_of,
+)
+from gateway.pages.token_access import token_invoice
+from gateway.services import Services
+from invoices.model import Invoice
+from ledger.db import read_transaction
+
+TEMPLATE: Final = "resident/invoice.html"
+
+# Fewer than the engine's pool (10): with the default 40 threads, requests beyond the pool wait
+# on its checkout, which is not first-come first-served, and a few waited a second while the
+# median was 90 ms. This limiter queues them in arrival order instead.
+PAGE_READ_THREADS: Final = 8
+_PAGE_READS = "nofu_page_reads"
+_PAGE_CACHE = "nofu_page_cache"
+
+
+def page_reads(request: Request[Any, Any, Any]) -> anyio.CapacityLimiter:
+    """The app's limiter for invoice page reads (one per app, so per event loop)."""
+    state = request.app.state
+    limiter = state.get(_PAGE_READS)
+    if limiter is None:
+        limiter = state[_PAGE_READS] = anyio.CapacityLimiter(PAGE_READ_THREADS)
+    return limiter  # type: ignore[no-any-return]
+
+
+def open_page_cache(state: Any) -> PageCache:
+    """The app's page cache (made at startup, so PostgreSQL is listened to before the first page)."""
+    cache = state.get(_PAGE_CACHE)
+    if cache is None:
+        services: Services = state.services
+        signal = change_signal(services.engine) if services.settings.page_cache_on else None
+        cache = state[_PAGE_CACHE] = PageCache(signal)
+    return cache  # type: ignore[no-any-return]
+
+
+def close_page_cache(state: Any) -> None:
+    cache = state.get(_PAGE_CACHE)
+    if cache is not None:
+        cache.close()
+        del state[_PAGE_CACHE]
+
+
+def _read(services: Services, token: str) -> tuple[Invoice, PaymentStatus]:
+    with read_transaction(services.engine) as conn:
+        invoice, attempted = token_invoice(conn, services.keys.qr, token)
+        return invoice, payment_status(services, conn, invoice, attempted=attempted)
+
+
+async def invoice_page(request: Request[Any, Any, Any], token: str) -> Response[bytes]:
+    """The page for a genuine token (``TokenRefused`` otherwise), from the cache when unchanged."""
+    services = services_of(request)
+    cache = open_page_cache(request.app.state)
+    lang, set_lang = page_lang(request)
+    key = (token, lang, request.scope["query_string"])
+    today = services.invoices.today()
+    stamp = cache.stamp()  # before the read: a commit after this makes the page stale
+    page = cache.get(key, stamp, today, services.payments.clock())
+    if page is None:
+        invoice, status = await anyio.to_thread.run_sync(_read, services, token, limiter=page_reads(request))
+        view = invoice_view(
+            services.invoices, invoice, today,
+            live_attempt_id=status.live_attempt_id, paid_at=status.paid_at,
+            receipt_attempt_id=status.receipt_attempt_id,
+        )  # fmt: skip
+        failure = None if status.last_failure is None else status.last_failure.failure_text(lang)
+        context = {
+            **frame_context(request, lang),
+            "view": view, "token": token, "can_pay": status.can_pay, "last_failure": failure,
+            "csrf_input": CSRF_MARK,
+        }  # fmt: skip
+        html_text = request.app.template_engine.get_template(TEMPLATE).render(**context)
+        head, tail = split_page(html_text)
+        page = CachedPage(stamp, today, status.live_until if view.attempt_id else None, head, tail)
+        cache.put(key, page)
+    return _respond(request, page, lang_cookie(services, lang) if set_lang else None)
+
+
+def _respond(request: Request[Any, Any, Any], page: CachedPage, cookie: Cookie | None) -> Response[bytes]:
+    cookies = [] if cookie is None else [cookie]
+    body = page.head
+    if page.tail is not None:
+        config = request.app.csrf_config
+        assert config is not None  # the app always has one (gateway.pages.limits)
+        token = request.cookies.get(config.cookie_name)
+        if not token:
+            token = generate_csrf_token(secret=config.secret)
+            cookies.append(
+                Cookie(
+                    key=config.cookie_name, value=token, path=config.cookie_path, secure=config.cookie_secure,
+                    httponly=config.cookie_httponly, samesite=config.cookie_samesite, domain=config.cookie_domain,
+                )
+            )  # fmt: skip
+        field = f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
+        body = b"".join((page.head, field.encode(), page.tail))
+    return Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS, cookies=cookies)
