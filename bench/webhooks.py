@@ -426,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true", help="skip SQLite (PostgreSQL must be reachable)")
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end run (no intake or ceiling)")
     parser.add_argument("--payments", type=int, help="payments in the end-to-end run (default 1000, quick 200)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     args = parser.parse_args(argv)
@@ -435,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     intake_requests = 3_000 if args.quick else 20_000
     rates = (200.0, 500.0) if args.quick else (200.0, 500.0, 800.0)
     kinds = ["sqlite"] if args.sqlite_only or not postgres_reachable() else ["sqlite", "postgresql"]
+    if args.postgres_only:
+        kinds = ["postgresql"]
 
     print(f"machine: {machine()}" + (f", PostgreSQL {postgres_version()}" if "postgresql" in kinds else ""))
     e2e_rows = []
@@ -451,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{r['intake_per_s']:,.0f}", f"{r['intake_p99']:.1f}"] for r in e2e_rows],
     ))  # fmt: skip
 
+    if args.e2e_only:
+        if "postgresql" in kinds:
+            drop_postgres(PG_SERVER_URL, PG_DB)
+        return 0
     intake_rows = [intake(kind, work, intake_requests, rates) for kind in [*kinds, None]]
     print(f"\n2./3. intake at {INTAKE_SENDERS} concurrent senders (processing off), and the ceiling")
     rows = []

@@ -153,13 +153,13 @@ class PaymentEvents:
         """Record a succeeded payment's money in the event's own transaction: nothing is needed
         from the provider, and the event's outcome commits with the books (one commit)."""
         try:
-            before, after = self.payments.settle_in(conn, seen.id, payment)
+            after = self.payments.settle_in(conn, seen.id, payment)
         except ProviderMismatch as exc:
             raise Refuse(f"the provider's payment {payment.id} does not match its attempt: {exc.message}") from exc
-        if after is before:
+        if after is None:
             # Another event recorded it between our first look and the lock.
-            return Outcome.skipped(f"{after.public_id}: the money of {payment.id} is already recorded")
-        note = f"{after.public_id}: {before.status.value} → {after.status.value}, ¥{after.amount_received:,} recorded"
+            return Outcome.skipped(f"{seen.public_id}: the money of {payment.id} is already recorded")
+        note = f"{after.public_id}: {seen.status.value} → {after.status.value}, ¥{after.amount_received:,} recorded"
         return Outcome.applied(note, f"payment:{after.public_id}:received")
 
     @staticmethod

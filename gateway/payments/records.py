@@ -141,6 +141,34 @@ def lock_attempt(conn: Connection, attempt_id: int) -> Attempt:
     return to_attempt(row)
 
 
+# Lock the attempt row and read what settling needs, in one statement. Only the attempt's row is
+# locked (whoever changes the invoice locks it). Its refund sums and receipt are not read: they
+# are zero and None for as long as its money is not recorded, the only case this serves.
+_LOCK_UNSETTLED = (
+    sa.select(
+        attempts,
+        invoices.c.public_id.label("invoice_public_id"),
+        invoices.c.fiscal_year.label("invoice_fiscal_year"),
+        invoices.c.sequence.label("invoice_sequence"),
+        sa.literal(0).label("refunded"),
+        sa.literal(0).label("refund_pending"),
+        sa.null().label("receipt_number"),
+    )
+    .join(invoices, invoices.c.id == attempts.c.invoice_id)
+    .where(attempts.c.id == sa.bindparam("id"))
+    .with_for_update(of=attempts)
+)
+
+
+def lock_unsettled(conn: Connection, attempt_id: int) -> Attempt | None:
+    """Lock the attempt for the rest of the transaction and read it whole, in one statement —
+    or None, the lock held all the same, when its money is already recorded."""
+    row = conn.execute(_LOCK_UNSETTLED, {"id": attempt_id}).first()
+    if row is None:
+        raise PaymentNotFound("no payment with this id")
+    return None if row.amount_received else to_attempt(row)
+
+
 def find_by_provider_id(conn: Connection, provider_payment_id: str) -> Attempt | None:
     row = conn.execute(_ATTEMPTS.where(attempts.c.provider_payment_id == provider_payment_id)).first()
     return None if row is None else to_attempt(row)

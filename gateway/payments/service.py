@@ -264,25 +264,24 @@ class PaymentService:
             attempt = self._store_intent(attempt, payment)
         return attempt
 
-    def settle_in(self, conn: Connection, attempt_id: int, payment: ProviderPayment) -> tuple[Attempt, Attempt]:
+    def settle_in(self, conn: Connection, attempt_id: int, payment: ProviderPayment) -> Attempt | None:
         """``apply_provider_outcome`` for a succeeded PaymentIntent whose success time is known,
         inside the caller's transaction — a webhook event's own, so the event's outcome commits
         with the money it records, in one commit. Such an outcome needs nothing from the provider.
 
-        Locks the attempt (which must already carry ``payment``'s id), checks ``payment`` is its
-        intent for its amount (``ProviderMismatch`` otherwise), and settles it unless its money is
-        already recorded. Returns the attempt as locked and as left: the same object when nothing
-        changed. Idempotent like ``apply_provider_outcome``.
+        Locks the attempt (which must already carry ``payment``'s id) and, unless its money is
+        already recorded (None), checks ``payment`` is its intent for its amount
+        (``ProviderMismatch`` otherwise) and settles it; returns it as settled. Idempotent.
         """
         if payment.status != "succeeded" or payment.succeeded_at is None:
             raise ValueError("settle_in() takes a succeeded PaymentIntent with its success time")
-        attempt = records.lock_attempt(conn, attempt_id)
+        attempt = records.lock_unsettled(conn, attempt_id)
+        if attempt is None:
+            return None
         if attempt.provider_payment_id != payment.id:
             raise ValueError("settle_in() needs an attempt that already carries this PaymentIntent")
         self._check_matches(attempt, payment)
-        if attempt.amount_received:
-            return attempt, attempt
-        return attempt, settlement.settle_locked(conn, self.ctx, self.receipt_keys, attempt, payment, now=self.clock())
+        return settlement.settle_locked(conn, self.ctx, self.receipt_keys, attempt, payment, now=self.clock())
 
     def apply_provider_outcome(self, payment: ProviderPayment, *, _depth: int = 0) -> Attempt:
         """Apply what the provider says about a PaymentIntent: the ONE path that moves money.

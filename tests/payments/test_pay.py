@@ -472,3 +472,40 @@ def test_a_notice_about_an_intent_whose_create_answer_was_lost_links_it_by_metad
     linked = no_retries.apply_provider_outcome(ProviderPayment.from_stripe(intent.to_dict()))
     assert linked.public_id == attempt_id and linked.provider_payment_id == intent.id and linked.active
     assert no_retries.start_or_join(invoice.public_id).provider_payment_id == intent.id
+
+
+def test_settle_in_records_the_money_in_the_callers_transaction_once(
+    engine: Engine, service: PaymentService, clock: Clock
+) -> None:
+    """The webhook path: a succeeded intent with its time settles inside the event's transaction;
+    rolled back, nothing of it stays; committed, it is exactly what a fresh read shows."""
+    attempt = service.start_or_join(issue(engine).public_id)
+    assert attempt.provider_payment_id
+    paid_at = clock() - timedelta(minutes=1)
+    succeeded = ProviderPayment(
+        id=attempt.provider_payment_id, status="succeeded", amount=attempt.amount, currency="jpy",
+        amount_received=attempt.amount, metadata={"attempt_id": attempt.public_id}, succeeded_at=paid_at,
+    )  # fmt: skip
+
+    class Abort(Exception):
+        pass
+
+    def then_fail(conn: sa.Connection) -> None:
+        assert service.settle_in(conn, attempt.id, succeeded) is not None
+        raise Abort
+
+    with pytest.raises(Abort):
+        run_transaction(engine, then_fail)
+    assert service.get_attempt(attempt.public_id).amount_received == 0 and books(engine).clearing == 0
+
+    forged = ProviderPayment(id=succeeded.id, status="succeeded", amount=attempt.amount - 1, currency="jpy", succeeded_at=paid_at)
+    with pytest.raises(ProviderMismatch):
+        run_transaction(engine, lambda conn: service.settle_in(conn, attempt.id, forged))
+
+    settled = run_transaction(engine, lambda conn: service.settle_in(conn, attempt.id, succeeded))
+    assert settled == service.get_attempt(attempt.public_id)
+    assert settled is not None and settled.status is AttemptStatus.SUCCEEDED and settled.succeeded_at == paid_at
+    assert settled.receipt_number and service.receipt_for_attempt(attempt.public_id) is not None
+    assert run_transaction(engine, lambda conn: service.settle_in(conn, attempt.id, succeeded)) is None
+    assert books(engine).clearing == attempt.amount
+    assert_books_ok(engine)

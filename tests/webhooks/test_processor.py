@@ -298,3 +298,41 @@ def test_one_effect_is_credited_to_one_event(engine: Engine, clock: Clock) -> No
     assert (a.state, a.effect_key) == ("applied", "payment:pa_1:received")
     assert (b.state, b.effect_key) == ("skipped", None)
     assert b.outcome == f"payment:pa_1:received was applied by {first}"
+
+
+def test_a_lease_taken_over_mid_event_rolls_the_effect_back_on_postgresql(pg_engine: Engine) -> None:
+    """The outcome is written only while the row still carries our token: a worker whose lease
+    ran out and was taken over while its handler ran commits nothing, effect included."""
+    create_effects(pg_engine)
+    clock = Clock()
+    event_id = put(pg_engine, clock=clock)
+    late_clock = Clock()
+    late_clock.now = clock.now + timedelta(seconds=61)
+
+    def slow(conn: Connection, evt: InboxEvent) -> Outcome:
+        write_effect(conn, evt.event_id, "slow")
+        # Meanwhile the lease runs out and another worker claims the event (the row is not
+        # locked by this transaction until its outcome is written, so the claim is not blocked).
+        assert len(Processor(pg_engine, reg, clock=late_clock, worker_id="fast").claim()) == 1
+        return Outcome.applied("slow")
+
+    reg = registry(test__thing=slow)
+    slow_worker = Processor(pg_engine, reg, clock=clock, worker_id="slow", lease=timedelta(seconds=60))
+    [claim] = slow_worker.claim()
+    assert slow_worker.process(claim) == LOST
+    assert effect_counts(pg_engine) == {}
+    got = row(pg_engine, event_id)
+    assert (got.state, got.lease_owner, got.attempts) == ("processing", "fast", 2)
+
+
+def test_a_claim_hands_over_the_stored_event(engine: Engine, clock: Clock) -> None:
+    first = put(engine, clock=clock, created=int(clock.now.timestamp()) - 5)
+    second = put(engine, clock=clock, created=int(clock.now.timestamp()) - 50)
+    claims = Processor(engine, registry(), clock=clock, worker_id="w").claim()
+    assert [c.event_id for c in claims] == [second, first]  # the provider's order
+    stored = row(engine, second)
+    c = claims[0]
+    assert (c.id, c.event_type, c.object_id, c.attempts, c.payload) == (
+        stored.id, "test.thing", stored.object_id, 1, bytes(stored.payload)
+    )
+    assert c.created == to_utc(stored.provider_created_at) and c.token == stored.lease_token
