@@ -23,6 +23,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
+from litestar.types import ASGIApp
 
 from gateway.pages.html_errors import HTML_EXCEPTION_HANDLERS
 from gateway.pages.invoice_page import invoice_page as render_invoice_page
@@ -97,7 +98,7 @@ class ResidentController(PaymentHandlers, ReceiptCheckHandlers, Controller):
         return Redirect(path=token_url(services, invoice), status_code=303)
 
     @get("/p/{token:str}", opt={"exclude_from_csrf": True})
-    async def invoice_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
+    async def invoice_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> ASGIApp:
         try:
             return await render_invoice_page(request, token)
         except TokenRefused as refused:
