@@ -15,6 +15,7 @@ from typing import Any, Final
 import anyio
 import anyio.to_thread
 from litestar import Request
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.types import Receive, Scope, Send
@@ -48,6 +49,7 @@ TEMPLATE: Final = "resident/invoice.html"
 PAGE_READ_THREADS: Final = 8
 _PAGE_READS = "nofu_page_reads"
 _PAGE_CACHE = "nofu_page_cache"
+_CSRF_SET_COOKIE = "nofu_csrf_set_cookie"
 
 
 def page_reads(request: Request[Any, Any, Any]) -> anyio.CapacityLimiter:
@@ -132,8 +134,29 @@ _FIXED_HEADERS: Final = [(b"content-type", b"text/html; charset=utf-8")] + [
 ]
 
 
+_TOKEN_SLOT: Final = "0" * 64  # CSRF tokens are hex: nothing to quote in a cookie
+
+
+def _csrf_set_cookie(request: Request[Any, Any, Any], config: CSRFConfig) -> tuple[bytes, bytes, bytes]:
+    """The middleware's Set-Cookie header, split around the token, made once per app
+    (``Cookie.to_encoded_header`` costs more than the rest of a cached page's response)."""
+    state = request.app.state
+    made = state.get(_CSRF_SET_COOKIE)
+    if made is not None:
+        return made  # type: ignore[no-any-return]
+    name, value = Cookie(
+        key=config.cookie_name, value=_TOKEN_SLOT, path=config.cookie_path, secure=config.cookie_secure,
+        httponly=config.cookie_httponly, samesite=config.cookie_samesite, domain=config.cookie_domain,
+    ).to_encoded_header()  # fmt: skip
+    before, _, after = value.partition(_TOKEN_SLOT.encode())
+    state[_CSRF_SET_COOKIE] = made = (name, before, after)
+    return made
+
+
 def _respond(request: Request[Any, Any, Any], page: CachedPage, cookie: Cookie | None) -> PageResponse:
-    cookies = [] if cookie is None else [cookie]
+    headers = [*_FIXED_HEADERS]
+    if cookie is not None:
+        headers.append(cookie.to_encoded_header())
     body = page.head
     if page.tail is not None:
         config = request.app.csrf_config
@@ -141,14 +164,9 @@ def _respond(request: Request[Any, Any, Any], page: CachedPage, cookie: Cookie |
         token = request.cookies.get(config.cookie_name)
         if not token:
             token = generate_csrf_token(secret=config.secret)
-            cookies.append(
-                Cookie(
-                    key=config.cookie_name, value=token, path=config.cookie_path, secure=config.cookie_secure,
-                    httponly=config.cookie_httponly, samesite=config.cookie_samesite, domain=config.cookie_domain,
-                )
-            )  # fmt: skip
+            name, before, after = _csrf_set_cookie(request, config)
+            headers.append((name, before + token.encode() + after))
         field = f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
         body = b"".join((page.head, field.encode(), page.tail))
-    headers = [*_FIXED_HEADERS, (b"content-length", str(len(body)).encode())]
-    headers.extend(c.to_encoded_header() for c in cookies)
+    headers.append((b"content-length", str(len(body)).encode()))
     return PageResponse(body, headers)
