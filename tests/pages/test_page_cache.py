@@ -3,6 +3,7 @@ nothing it shows could differ, on both engines, whoever wrote the change."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.pages import invoice_page
-from gateway.pages.page_cache import PostgresChanges
+from gateway.pages.page_cache import PostgresChanges, SQLiteChanges
 from gateway.sandbox import SandboxConfig, SandboxServer
 from invoices.model import Invoice
 from invoices.service import cancel_invoice
@@ -217,3 +218,35 @@ def test_postgres_changes_stop_caching_while_not_listening(pg_engine: sa.Engine)
         assert signal.stamp() != before
     finally:
         signal.close()
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_sqlite_changes_see_every_commit_of_any_connection(tmp_path: Path, journal: str) -> None:
+    path = str(tmp_path / "changes.sqlite3")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute(f"PRAGMA journal_mode={journal}")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    signal = SQLiteChanges(path)
+    try:
+        assert (signal._shm is not None) == (journal == "wal")  # the header map, or the pragma
+        seen = {signal.stamp()}
+        assert signal.stamp() in seen  # nothing committed: the same stamp
+        for value in range(20):
+            writer.execute("INSERT INTO t VALUES (?)", (value,))
+            stamp = signal.stamp()
+            assert stamp is not None and stamp not in seen  # each commit: a stamp never seen before
+            seen.add(stamp)
+        writer.execute("BEGIN")
+        writer.execute("INSERT INTO t VALUES (99)")
+        pending = signal.stamp()
+        writer.execute("ROLLBACK")  # nothing committed
+        if journal == "wal":
+            writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL starts over ...
+            writer.execute("INSERT INTO t VALUES (100)")  # ... and a commit there is still new
+            assert signal.stamp() not in seen
+        else:
+            assert signal.stamp() == pending
+    finally:
+        signal.close()
+        writer.close()
+    assert signal.stamp() is None  # closed: nothing may be cached
