@@ -1,11 +1,14 @@
 """What nofu does with Stripe's events: the handlers the gateway registers with ``webhooks``.
 
-Payments (``payment_intent.*`` and ``charge.*``) go through ``PaymentService.apply_provider_outcome``,
-the one code path that moves money for a PaymentIntent. It runs its own transactions and may call
-the provider (a decline cancels the intent there), so the handlers hand it to the processor as an
-``Outside`` step; it is idempotent by attempt and provider id, so running it again after a worker
-died changes nothing. Whatever the handler can decide from our own rows it decides inside the
-event's transaction:
+Payments (``payment_intent.*`` and ``charge.*``) move money only through the payment service. A
+succeeded PaymentIntent whose time is known needs nothing from the provider: its money is recorded
+inside the event's own transaction with ``PaymentService.settle_in`` (the attempt locked, checked
+against the intent, settled), so the event's outcome commits with the books — one commit per
+event. Everything else goes through ``PaymentService.apply_provider_outcome``, which runs its own
+transactions and may call the provider (a decline cancels the intent there), so the handlers hand
+it to the processor as an ``Outside`` step; it is idempotent by attempt and provider id, so running
+it again after a worker died changes nothing. Whatever the handler can decide from our own rows it
+decides inside the event's transaction:
 
 - an event for a payment whose money is already recorded is ``skipped`` (``payment_intent.succeeded``
   and ``charge.succeeded`` for the same payment post once: both map to the same attempt);

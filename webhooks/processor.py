@@ -142,7 +142,11 @@ _DONE = (
     .where(t.c.id == sa.bindparam("p_id"), t.c.state == PROCESSING, t.c.lease_token == sa.bindparam("p_token"))
     .values(**_DONE_VALUES)
 )
-_DONE_WITH_EFFECT = _DONE.values(effect_key=sa.bindparam("p_effect"))
+_other = t.alias("other")
+# An applied outcome names its effect, unless another event is already on record for it.
+_DONE_WITH_EFFECT = _DONE.where(
+    ~sa.exists().where(_other.c.effect_key == sa.bindparam("p_effect"), _other.c.id != sa.bindparam("p_id"))
+).values(effect_key=sa.bindparam("p_effect"))
 
 
 def default_worker_id() -> str:
@@ -345,20 +349,21 @@ class Processor:
             outcome = handler(conn, event)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"the handler for {event_type} returned {type(outcome).__name__}, not an Outcome")
-        values: dict[str, Any] = {
-            "p_id": claim.id, "p_token": claim.token, "p_at": self.now(),
+        values = {
+            "p_id": claim.id, "p_token": claim.token, "p_at": self.now(), "p_state": outcome.kind.value,
+            "p_outcome": outcome.note[:MAX_OUTCOME],
         }  # fmt: skip
         effect = outcome.effect if outcome.kind is OutcomeKind.APPLIED else None
-        statement = _DONE
         if effect:
-            other = conn.execute(_EFFECT_OWNER, {"p_effect": effect, "p_id": claim.id}).scalar()
-            if other is not None:
-                # Two events raced to the same effect; the other one is on record as its cause.
-                outcome = Outcome.skipped(f"{effect} was applied by {other}")
-            else:
-                statement, values["p_effect"] = _DONE_WITH_EFFECT, effect[:200]
-        done = conn.execute(statement, {**values, "p_state": outcome.kind.value, "p_outcome": outcome.note[:MAX_OUTCOME]})
-        if done.rowcount != 1:
+            if conn.execute(_DONE_WITH_EFFECT, {**values, "p_effect": effect[:200]}).rowcount == 1:
+                return outcome.kind.value
+            other = conn.execute(_EFFECT_OWNER, {"p_effect": effect[:200], "p_id": claim.id}).scalar()
+            if other is None:
+                raise _Lost
+            # Two events raced to the same effect; the other one is on record as its cause.
+            outcome = Outcome.skipped(f"{effect} was applied by {other}")
+            values.update(p_state=outcome.kind.value, p_outcome=outcome.note[:MAX_OUTCOME])
+        if conn.execute(_DONE, values).rowcount != 1:
             raise _Lost
         return outcome.kind.value
 

@@ -7,7 +7,9 @@ Discipline (see docs/payments.md):
 - the bill is locked before anything is charged: ``start_or_join`` locks the invoice row and
   creates (or joins) the one active attempt the database allows per invoice, and only then is a
   PaymentIntent created, with the attempt's own idempotency key;
-- ``apply_provider_outcome`` is the one code path that moves money, used by every flow;
+- ``apply_provider_outcome`` is the one code path that moves money, used by every flow (its
+  in-transaction form ``settle_in``, for a webhook event's succeeded intent, settles through the
+  same ``settlement.settle_locked``);
 - an attempt releases the invoice (failed / canceled / expired) only after the provider has
   confirmed its PaymentIntent can no longer take money (it was cancelled there), so a late
   success on an old intent cannot meet a new attempt's success: nothing is charged twice.

@@ -60,7 +60,9 @@ def payment_reference(attempt: Attempt) -> str:
     return f"stripe:{attempt.provider_payment_id}"
 
 
-# Built once (see ledger/posting.py): the entry ``record_payment`` just posted for a reference.
+# Built once (see ledger/posting.py).
+_INSERT_RECEIPT = receipts.insert()
+# The entry ``record_payment`` just posted for a reference.
 _PAYMENT_ENTRY = sa.select(changes.c.ledger_entry_id).where(
     changes.c.invoice_id == sa.bindparam("invoice_id"),
     changes.c.kind == "payment",
@@ -126,12 +128,13 @@ def settle_locked(
     fields = ReceiptFields(number, kind, attempt.notice_number, paid_at, attempt.amount, principal, late_fee, payment.id)
     keys.code(fields)  # fails here, not later, when the active key is unusable
     conn.execute(
-        receipts.insert().values(
-            receipt_number=number, attempt_id=attempt.id, invoice_id=invoice.id, kind=kind, paid_at=paid_at,
-            amount=attempt.amount, principal=principal, late_fee=late_fee, provider_reference=payment.id,
-            key_id=keys.active, created_at=now,
-        )  # fmt: skip
-    )
+        _INSERT_RECEIPT,
+        {
+            "receipt_number": number, "attempt_id": attempt.id, "invoice_id": invoice.id, "kind": kind,
+            "paid_at": paid_at, "amount": attempt.amount, "principal": principal, "late_fee": late_fee,
+            "provider_reference": payment.id, "key_id": keys.active, "created_at": now,
+        },
+    )  # fmt: skip
     audit(
         conn,
         SYSTEM,
