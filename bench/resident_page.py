@@ -2,13 +2,15 @@
 beside a bare Litestar handler on the same route (the ceiling), in the same run.
 
     .venv/bin/python -m bench.resident_page [--duration 10] [--rounds 3] [--connections 100] [--workers 1]
+                                            [--db sqlite|postgresql]
 
 Both servers are uvicorn processes with the same worker count (nofu as `nofu serve` runs it,
 `gateway.app:serve_app`); the load comes from `wrk -t1` (Debian package `wrk`, a C load
 generator on one thread, so the server has the other core), in rounds that alternate the two
-servers. The app runs on SQLite with one overdue open invoice; each request verifies the Ed25519
-token (cached), checks that nothing the page shows has changed (PRAGMA data_version, the JST
-date, attempt expiry) and answers the cached page with its own CSRF token and cookie (wrk sends
+servers. The app runs on SQLite (or ``--db postgresql``: the scratch database
+``nofu_bench_resident``) with one overdue open invoice; each request verifies the Ed25519
+token (cached), checks that nothing the page shows has changed (the SQLite WAL-index header or
+PostgreSQL's notifications, the JST date, attempt expiry) and answers the cached page with its own CSRF token and cookie (wrk sends
 no cookies, so every response makes a new token) — or, when something changed, reads the invoice
 and its payments and renders the Jinja page.
 Goals (issue 4): ≥ 50 % of the ceiling's requests/s and p99 ≤ 100 ms.
@@ -28,7 +30,16 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench._common import DEFAULT_WORKDIR, machine, recreate_sqlite, remove_sqlite, table
+from bench._common import (
+    DEFAULT_WORKDIR,
+    drop_postgres,
+    machine,
+    postgres_reachable,
+    recreate_postgres,
+    recreate_sqlite,
+    remove_sqlite,
+    table,
+)
 
 
 def _free_port() -> int:
@@ -101,6 +112,7 @@ def _wrk(url: str, connections: int, duration: int) -> dict[str, float]:
 
 
 NOFU, BARE = "nofu GET /p/{token}", "bare Litestar handler (ceiling)"
+PG_DB = "nofu_bench_resident"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench.resident_page: needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -118,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "resident.sqlite3"
     keys = workdir / "keys.env"
-    db_url = recreate_sqlite(db)
+    if args.db == "postgresql":
+        if not postgres_reachable():
+            print("bench.resident_page: PostgreSQL is not reachable", file=sys.stderr)
+            return 2
+        db_url = recreate_postgres(name=PG_DB)
+    else:
+        db_url = recreate_sqlite(db)
     path = _seed(db_url, keys)
     env = {
         **os.environ,
@@ -149,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.terminate()
             server.wait(timeout=10)
-        remove_sqlite(db)
+        if args.db == "postgresql":
+            drop_postgres(name=PG_DB)
+        else:
+            remove_sqlite(db)
         keys.unlink(missing_ok=True)
 
     print(machine())
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s per server, {args.rounds} alternating rounds, "
-          f"uvicorn --workers {args.workers}, SQLite\n")  # fmt: skip
+          f"uvicorn --workers {args.workers}, {args.db}\n")  # fmt: skip
     rows = []
     for number, result in enumerate(rounds, 1):
         for name, r in result.items():
