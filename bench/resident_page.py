@@ -6,13 +6,16 @@ beside a bare Litestar handler on the same route (the ceiling), in the same run.
 
 Both servers are uvicorn processes with the same worker count (nofu as `nofu serve` runs it,
 `gateway.app:serve_app`); the load comes from `wrk -t1` (Debian package `wrk`, a C load
-generator on one thread, so the server has the other core), in rounds that alternate the two
-servers. The app runs on SQLite (or ``--db postgresql``: the scratch database
-``nofu_bench_resident``) with one overdue open invoice; each request verifies the Ed25519
-token (cached), checks that nothing the page shows has changed (the SQLite WAL-index header or
-PostgreSQL's notifications, the JST date, attempt expiry) and answers the cached page with its own CSRF token and cookie (wrk sends
-no cookies, so every response makes a new token) — or, when something changed, reads the invoice
-and its payments and renders the Jinja page.
+generator on one thread, so the server has the other core), in rounds that alternate the
+servers. A third server, nofu with the page cache off (every request reads and renders, as when
+each request is for another invoice), is measured beside them for reference.
+
+The app runs on SQLite (or `--db postgresql`: the scratch database `nofu_bench_resident`) with
+one overdue open invoice. Each request verifies the Ed25519 token (cached), checks that nothing
+the page shows has changed (the SQLite WAL-index header or PostgreSQL's notifications, the JST
+date, attempt expiry) and answers the cached page with its own CSRF token and cookie (wrk sends
+no cookies, so every response makes a new token) — or, when something changed, reads the
+invoice and its payments and renders the Jinja page.
 Goals (issue 4): ≥ 50 % of the ceiling's requests/s and p99 ≤ 100 ms.
 """
 
@@ -112,6 +115,7 @@ def _wrk(url: str, connections: int, duration: int) -> dict[str, float]:
 
 
 NOFU, BARE = "nofu GET /p/{token}", "bare Litestar handler (ceiling)"
+UNCACHED = "nofu, NOFU_PAGE_CACHE=0 (for reference)"
 PG_DB = "nofu_bench_resident"
 
 
@@ -146,12 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         "NOFU_WEBHOOK_INPROCESS": "0",
         "NOFU_PAYMENT_SWEEP_SECONDS": "0",
     }
-    app_port, bare_port = _free_port(), _free_port()
+    app_port, bare_port, uncached_port = _free_port(), _free_port(), _free_port()
     servers = [
         _serve("gateway.app:serve_app", app_port, args.workers, env),
         _serve("bench.bare_app:create_app", bare_port, args.workers, env),
+        _serve("gateway.app:serve_app", uncached_port, args.workers, {**env, "NOFU_PAGE_CACHE": "0"}),
     ]
-    ports = {NOFU: app_port, BARE: bare_port}
+    ports = {NOFU: app_port, BARE: bare_port, UNCACHED: uncached_port}
     rounds: list[dict[str, dict[str, float]]] = []
     try:
         import httpx

@@ -9,7 +9,10 @@ Pages without a form set no CSRF cookie.
 
 from __future__ import annotations
 
+import asyncio
 import html
+from collections.abc import Hashable
+from datetime import date
 from typing import Any, Final
 
 import anyio
@@ -20,6 +23,7 @@ from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.types import Receive, Scope, Send
 
+from gateway.pages.i18n import Lang
 from gateway.pages.invoice_view import invoice_view
 from gateway.pages.page_cache import (
     CSRF_MARK,
@@ -50,6 +54,7 @@ PAGE_READ_THREADS: Final = 8
 _PAGE_READS = "nofu_page_reads"
 _PAGE_CACHE = "nofu_page_cache"
 _CSRF_SET_COOKIE = "nofu_csrf_set_cookie"
+_FLIGHTS = "nofu_page_flights"
 
 
 def page_reads(request: Request[Any, Any, Any]) -> anyio.CapacityLimiter:
@@ -85,7 +90,11 @@ def _read(services: Services, token: str) -> tuple[Invoice, PaymentStatus]:
 
 
 async def invoice_page(request: Request[Any, Any, Any], token: str) -> PageResponse:
-    """The page for a genuine token (``TokenRefused`` otherwise), from the cache when unchanged."""
+    """The page for a genuine token (``TokenRefused`` otherwise), from the cache when unchanged.
+
+    Requests that miss the same page at the same stamp wait for the first one's read and render
+    instead of each doing their own (after a change, every open tab polling an invoice would).
+    """
     services = services_of(request)
     cache = open_page_cache(request.app.state)
     lang, set_lang = page_lang(request)
@@ -93,24 +102,42 @@ async def invoice_page(request: Request[Any, Any, Any], token: str) -> PageRespo
     today = services.invoices.today()
     stamp = cache.stamp()  # before the read: a commit after this makes the page stale
     page = cache.get(key, stamp, today, services.payments.clock())
+    if page is None and stamp is not None:
+        flights: dict[Hashable, asyncio.Future[CachedPage | None]] = request.app.state.setdefault(_FLIGHTS, {})
+        flight = (key, stamp, today)
+        leader = flights.get(flight)
+        if leader is not None:
+            page = await asyncio.shield(leader)  # None: the first one failed; read on our own
+        else:
+            flights[flight] = future = asyncio.get_running_loop().create_future()
+            try:
+                page = await _build(request, services, token, lang, today, stamp)
+                cache.put(key, page)
+            finally:
+                del flights[flight]
+                future.set_result(page)
     if page is None:
-        invoice, status = await anyio.to_thread.run_sync(_read, services, token, limiter=page_reads(request))
-        view = invoice_view(
-            services.invoices, invoice, today,
-            live_attempt_id=status.live_attempt_id, paid_at=status.paid_at,
-            receipt_attempt_id=status.receipt_attempt_id,
-        )  # fmt: skip
-        failure = None if status.last_failure is None else status.last_failure.failure_text(lang)
-        context = {
-            **frame_context(request, lang),
-            "view": view, "token": token, "can_pay": status.can_pay, "last_failure": failure,
-            "csrf_input": CSRF_MARK,
-        }  # fmt: skip
-        html_text = request.app.template_engine.get_template(TEMPLATE).render(**context)
-        head, tail = split_page(html_text)
-        page = CachedPage(stamp, today, status.live_until if view.attempt_id else None, head, tail)
-        cache.put(key, page)
+        page = await _build(request, services, token, lang, today, stamp)
     return _respond(request, page, lang_cookie(services, lang) if set_lang else None)
+
+
+async def _build(
+    request: Request[Any, Any, Any], services: Services, token: str, lang: Lang, today: date, stamp: Hashable | None
+) -> CachedPage:
+    invoice, status = await anyio.to_thread.run_sync(_read, services, token, limiter=page_reads(request))
+    view = invoice_view(
+        services.invoices, invoice, today,
+        live_attempt_id=status.live_attempt_id, paid_at=status.paid_at,
+        receipt_attempt_id=status.receipt_attempt_id,
+    )  # fmt: skip
+    failure = None if status.last_failure is None else status.last_failure.failure_text(lang)
+    context = {
+        **frame_context(request, lang),
+        "view": view, "token": token, "can_pay": status.can_pay, "last_failure": failure,
+        "csrf_input": CSRF_MARK,
+    }  # fmt: skip
+    head, tail = split_page(request.app.template_engine.get_template(TEMPLATE).render(**context))
+    return CachedPage(stamp, today, status.live_until if view.attempt_id else None, head, tail)
 
 
 class PageResponse:

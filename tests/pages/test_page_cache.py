@@ -3,6 +3,7 @@ nothing it shows could differ, on both engines, whoever wrote the change."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -95,6 +97,27 @@ def test_an_unchanged_page_is_served_without_reading_again(site: Site, reads: li
     # Each language (and query) is its own page.
     english = site.client.get(url + "?lang=en")
     assert "¥12,300" in english.text and len(reads) == 2
+
+
+def test_concurrent_misses_read_once(site: Site, reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    invoice = site.issue()
+    settle(site)
+    counting = invoice_page._read
+
+    def slow(services: Any, token: str) -> Any:
+        time.sleep(0.3)  # the read is still running when the other requests arrive
+        return counting(services, token)
+
+    monkeypatch.setattr(invoice_page, "_read", slow)
+
+    async def twenty() -> list[int]:
+        # The app is running already (the site's client): no second lifespan, just requests.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site.app), base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.get(site.page_url(invoice)) for _ in range(20)))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(twenty()) == [200] * 20
+    assert len(reads) == 1
 
 
 def test_a_write_by_this_process_shows_at_once(site: Site, reads: list[str]) -> None:
