@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
@@ -97,7 +97,7 @@ class ResidentController(PaymentHandlers, ReceiptCheckHandlers, Controller):
             )
         return Redirect(path=token_url(services, invoice), status_code=303)
 
-    @get("/p/{token:str}", opt={"exclude_from_csrf": True})
+    @get("/p/{token:str}", media_type=MediaType.HTML, opt={"exclude_from_csrf": True})
     async def invoice_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> ASGIApp:
         try:
             return await render_invoice_page(request, token)

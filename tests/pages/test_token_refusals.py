@@ -20,6 +20,7 @@ def refused(site: Site, invoice: Invoice, token: str, code: str) -> str:
     response = site.client.get("/p/" + token)
     html = response.text
     assert response.status_code == 404
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert page_code(html) == code
     assert "このURLではお支払いできません" in html
     # Nothing about the invoice, nor anything to help a guesser.
