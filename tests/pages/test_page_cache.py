@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,25 +19,23 @@ import sqlalchemy as sa
 
 from gateway.pages import invoice_page
 from gateway.pages.page_cache import PostgresChanges, SQLiteChanges
-from gateway.sandbox import SandboxConfig, SandboxServer
 from invoices.model import Invoice
 from invoices.service import cancel_invoice
 from ledger.db import run_transaction
-from tests.pages.support import Site, by_testid, csrf_field, make_site, page_state
+from tests.pages.support import (
+    Site,
+    by_testid,
+    csrf_field,
+    make_site,
+    page_state,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig()) as running:
-        yield running
-
-
 @pytest.fixture
-def site(db_url: str, tmp_path: Path, sandbox: SandboxServer) -> Iterator[Site]:
-    sandbox.sandbox.reset()
-    yield from make_site(db_url, tmp_path, stripe_api_base=sandbox.url, payment_sweep_seconds="0")
+def site(paying_site: Site) -> Site:
+    return paying_site
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ completion, the receipt and its public check. The money's state is always the pr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,26 +15,26 @@ import pytest
 from litestar.testing import TestClient
 
 from gateway.providers import StripeProvider
-from gateway.sandbox import SandboxConfig, SandboxServer
+from gateway.sandbox import SandboxServer
 from invoices.model import Invoice, Status
 from invoices.queries import get_invoice
 from invoices.service import cancel_invoice
 from ledger.db import read_transaction, run_transaction
-from tests.pages.support import Site, by_testid, csrf_field, make_site, page_code, page_state
+from tests.pages.support import (
+    Site,
+    by_testid,
+    csrf_field,
+    make_site,
+    page_code,
+    page_state,
+)
 
 ATTEMPT = re.compile(r"/attempts/(pa_[0-9a-f]{24})")
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig()) as running:
-        yield running
-
-
 @pytest.fixture
-def site(db_url: str, tmp_path: Path, sandbox: SandboxServer) -> Iterator[Site]:
-    sandbox.sandbox.reset()
-    yield from make_site(db_url, tmp_path, stripe_api_base=sandbox.url, payment_sweep_seconds="0")
+def site(paying_site: Site) -> Site:
+    return paying_site
 
 
 def start(site: Site, invoice: Invoice, client: TestClient[Any] | None = None) -> str:
