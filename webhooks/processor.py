@@ -160,12 +160,12 @@ class Claim:
 
     id: int
     token: str
-    attempts: int = 0
-    event_id: str = ""
-    event_type: str | None = None
-    object_id: str | None = None
-    created: datetime | None = None
-    payload: bytes = field(default=b"", repr=False)
+    attempts: int
+    event_id: str
+    event_type: str | None
+    object_id: str | None
+    created: datetime | None
+    payload: bytes = field(repr=False)
 
     @classmethod
     def of(cls, row: Any, token: str, attempts: int) -> Claim:
