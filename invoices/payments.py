@@ -13,18 +13,23 @@ again. (The history row's kind is ``payment`` with ``paid_after < paid_before`` 
 
 Both are idempotent per ``reference`` and post with an explicit effective date when given: for
 cashless payments the day that counts is the provider's success time in JST.
+
+``record_payment_locked`` is ``record_payment`` for a caller that has already locked and read the
+invoice in its transaction (``lock_invoice``; the settlement of a provider payment): it neither
+locks nor reads the invoice again and returns the invoice as written, with the ledger entry.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from invoices.errors import InvalidInvoice, InvoiceNotFound
-from invoices.model import Invoice, InvoiceContext, status_for
+from invoices.errors import InvalidInvoice, InvoiceCancelled, InvoiceNotFound
+from invoices.model import Invoice, InvoiceContext, Status, status_for
 from invoices.records import (
     OVERPAYMENTS_ACCOUNT,
     change_entry,
@@ -73,17 +78,34 @@ def _check_date(effective_date: object) -> None:
         raise InvalidInvoice("invoice.invalid_date", "effective_date must be a date", field="effective_date")
 
 
-def _applied(conn: Connection, invoice: Invoice, reference: str) -> bool:
-    return (
-        conn.execute(
-            sa.select(changes.c.id).where(
-                changes.c.invoice_id == invoice.id,
-                changes.c.kind == "payment",
-                changes.c.reference == reference,
-            )
-        ).first()
-        is not None
+# Built once: the payment path runs them for every settled provider payment.
+_APPLIED = sa.select(changes.c.ledger_entry_id).where(
+    changes.c.invoice_id == sa.bindparam("invoice_id"),
+    changes.c.kind == "payment",
+    changes.c.reference == sa.bindparam("reference"),
+)
+# A payment's two writes (see ``records.record_change``): the invoice's next version and its
+# history row.
+_WRITE_PAID = (
+    invoices.update()
+    .where(invoices.c.id == sa.bindparam("invoice_id"))
+    .values(
+        amount_paid=sa.bindparam("paid"),
+        status=sa.bindparam("status"),
+        version=sa.bindparam("version"),
+        updated_at=sa.bindparam("now"),
     )
+)
+_INSERT_CHANGE = changes.insert()
+
+
+def _applied_row(conn: Connection, invoice: Invoice, reference: str) -> sa.Row | None:
+    """The history row of a payment already recorded under ``reference`` (its ledger entry id)."""
+    return conn.execute(_APPLIED, {"invoice_id": invoice.id, "reference": reference}).first()
+
+
+def _applied(conn: Connection, invoice: Invoice, reference: str) -> bool:
+    return _applied_row(conn, invoice, reference) is not None
 
 
 def lock_invoice(conn: Connection, public_id: str) -> Invoice:
@@ -114,16 +136,79 @@ def record_payment(
     (a repeat returns the invoice unchanged); a cancelled invoice refuses payments (the caller
     books such money as 過誤納金 without an invoice); the status follows the principal.
     """
+    late_fee, actor, reference = _check_payment(amount, late_fee, effective_date, actor, reference)
+    invoice = load_for_change(conn, number, None)
+    done = _record(conn, ctx, invoice, amount, reference, actor, clearing_account, late_fee, effective_date)
+    return invoice if done.repeated else load(conn, number)
+
+
+@dataclass(frozen=True)
+class PaymentRecorded:
+    """What ``record_payment_locked`` did.
+
+    Attributes:
+        invoice: the invoice as written (unchanged for a repeated reference); ``updated_at`` is
+            the time written, as given (not read back).
+        entry_id: the ledger entry that booked this reference's money (the earlier one on a repeat).
+        repeated: the reference had already been applied; nothing was written.
+    """
+
+    invoice: Invoice
+    entry_id: int
+    repeated: bool
+
+
+def record_payment_locked(
+    conn: Connection,
+    ctx: InvoiceContext,
+    invoice: Invoice,
+    amount: int,
+    *,
+    reference: str,
+    actor: str,
+    clearing_account: str = DEFAULT_CLEARING_ACCOUNT,
+    late_fee: int = 0,
+    effective_date: date | None = None,
+) -> PaymentRecorded:
+    """``record_payment`` for an ``invoice`` the caller has locked and read in this transaction
+    (``lock_invoice``): the same checks, entry, history row and idempotency per ``reference``,
+    without locking or reading the invoice row again.
+
+    The caller's row lock is what makes ``invoice`` current: an invoice read without it, or in
+    another transaction, would book against stale figures.
+    """
+    late_fee, actor, reference = _check_payment(amount, late_fee, effective_date, actor, reference)
+    if invoice.status is Status.CANCELLED:
+        raise InvoiceCancelled("the invoice is cancelled", notice_number=invoice.notice_number)
+    return _record(conn, ctx, invoice, amount, reference, actor, clearing_account, late_fee, effective_date)
+
+
+def _check_payment(
+    amount: object, late_fee: object, effective_date: object, actor: object, reference: object
+) -> tuple[int, str, str]:
     error = check_amount(amount)
     if error is not None:
         raise error
-    late_fee = _check_late_fee(late_fee)
+    checked_fee = _check_late_fee(late_fee)
     _check_date(effective_date)
-    actor = check_actor(actor)
-    reference = _check_reference(reference)
-    invoice = load_for_change(conn, number, None)
-    if _applied(conn, invoice, reference):
-        return load(conn, number)
+    return checked_fee, check_actor(actor), _check_reference(reference)
+
+
+def _record(
+    conn: Connection,
+    ctx: InvoiceContext,
+    invoice: Invoice,
+    amount: int,
+    reference: str,
+    actor: str,
+    clearing_account: str,
+    late_fee: int,
+    effective_date: date | None,
+) -> PaymentRecorded:
+    """The payment on a locked, live invoice; checked arguments."""
+    applied = _applied_row(conn, invoice, reference)
+    if applied is not None:
+        return PaymentRecorded(invoice, int(applied.ledger_entry_id), repeated=True)
     entry = ctx.catalog.get(invoice.tax_code)
     to_receivable = min(amount, max(invoice.amount - invoice.amount_paid, 0))
     excess = amount - to_receivable
@@ -136,26 +221,26 @@ def record_payment(
         lines.append(Line.credit(LATE_FEE_ACCOUNT, late_fee))
     label = f"収納 {entry.name_ja} ¥{amount:,}" + (f" 延滞金 ¥{late_fee:,}" if late_fee else "")
     now = utc_now()
-    posted = post(
-        conn,
-        change_entry(invoice, "payment", label, lines, effective_date or ctx.today()),
-        now=now,
-    )
+    posted = post(conn, change_entry(invoice, "payment", label, lines, effective_date or ctx.today()), now=now)
     paid = invoice.amount_paid + amount
-    updated = record_change(
-        conn,
-        invoice,
-        kind="payment",
-        actor=actor,
-        reference=reference,
-        now=now,
-        amount_after=invoice.amount,
-        paid_after=paid,
-        status_after=status_for(invoice.amount, paid),
-        ledger_entry_id=posted.id,
+    status = status_for(invoice.amount, paid)
+    version = invoice.version + 1
+    conn.execute(
+        _WRITE_PAID, {"invoice_id": invoice.id, "paid": paid, "status": status.value, "version": version, "now": now}
     )
-    log.info("payment recorded", extra={"notice_number": updated.display_number, "actor": actor})
-    return updated
+    conn.execute(
+        _INSERT_CHANGE,
+        {
+            "invoice_id": invoice.id, "version": version, "kind": "payment", "actor": actor, "reason": None,
+            "reference": reference, "amount_before": invoice.amount, "amount_after": invoice.amount,
+            "paid_before": invoice.amount_paid, "paid_after": paid, "status_before": invoice.status.value,
+            "status_after": status.value, "ledger_entry_id": posted.id, "overpayment_entry_id": None,
+            "created_at": now,
+        },
+    )  # fmt: skip
+    log.info("payment recorded", extra={"notice_number": invoice.display_number, "actor": actor})
+    updated = replace(invoice, amount_paid=paid, status=status, version=version, updated_at=now)
+    return PaymentRecorded(updated, posted.id, repeated=False)
 
 
 def record_refund(

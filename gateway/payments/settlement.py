@@ -5,7 +5,7 @@ money is booked, a receipt is written and the audit log says so — the caller's
 which for a webhook event is the event's own (its outcome commits with the money). Where the
 money goes:
 
-- invoice open: principal up to what is still owed → ``record_payment`` (Dr 1200 / Cr 1100:CODE,
+- invoice open: principal up to what is still owed → ``record_payment_locked`` (Dr 1200 / Cr 1100:CODE,
   the late fee Cr 4300, in one entry); anything beyond (the invoice was amended downwards while
   the resident paid) → 過誤納金;
 - invoice already paid (another channel, another attempt) or cancelled: the whole amount is
@@ -22,7 +22,6 @@ import logging
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.audit import Actor
@@ -34,9 +33,8 @@ from gateway.payments.schema import overpayments, receipts
 from gateway.payments.state import Event, transition
 from gateway.providers.model import ProviderPayment
 from invoices.model import InvoiceContext, Status
-from invoices.payments import lock_invoice, record_payment
+from invoices.payments import lock_invoice, record_payment_locked
 from invoices.records import OVERPAYMENTS_ACCOUNT
-from invoices.schema import changes
 from ledger import EntryRequest, Line, business_date, closed_through, post
 
 log = logging.getLogger("nofu.payments")
@@ -56,18 +54,12 @@ def posting_day(conn: Connection, moment: datetime) -> date:
 
 
 def payment_reference(attempt: Attempt) -> str:
-    """The reference ``record_payment`` dedupes on: the provider's payment id."""
+    """The reference ``record_payment_locked`` dedupes on: the provider's payment id."""
     return f"stripe:{attempt.provider_payment_id}"
 
 
 # Built once (see ledger/posting.py).
 _INSERT_RECEIPT = receipts.insert()
-# The entry ``record_payment`` just posted for a reference.
-_PAYMENT_ENTRY = sa.select(changes.c.ledger_entry_id).where(
-    changes.c.invoice_id == sa.bindparam("invoice_id"),
-    changes.c.kind == "payment",
-    changes.c.reference == sa.bindparam("reference"),
-)
 
 
 def settle(
@@ -154,13 +146,10 @@ def settle_locked(
     )
     entry_id: int | None = None
     if principal:
-        record_payment(
-            conn, ctx, invoice.notice_number, principal, reference=payment_reference(attempt),
+        entry_id = record_payment_locked(
+            conn, ctx, invoice, principal, reference=payment_reference(attempt),
             actor=SYSTEM.id, late_fee=late_fee, effective_date=day,
-        )  # fmt: skip
-        entry_id = conn.execute(
-            _PAYMENT_ENTRY, {"invoice_id": invoice.id, "reference": payment_reference(attempt)}
-        ).scalar_one()
+        ).entry_id  # fmt: skip
     if overpaid:
         assert reason is not None
         posted = post(

@@ -1,18 +1,21 @@
 """``invoices.payments``: the hooks payments call on an invoice (record_payment with the late fee
-and an effective date; record_refund re-opening the receivable), on both engines."""
+and an effective date, and its variant for an invoice the caller has locked; record_refund
+re-opening the receivable), on both engines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from invoices.errors import InvalidInvoice, InvoiceNotFound
+from invoices.errors import InvalidInvoice, InvoiceCancelled, InvoiceNotFound
 from invoices.model import Status
-from invoices.payments import lock_invoice, record_payment, record_refund
-from invoices.service import amend_invoice, invoice_history
+from invoices.payments import PaymentRecorded, lock_invoice, record_payment, record_payment_locked, record_refund
+from invoices.service import amend_invoice, cancel_invoice, get_invoice, invoice_history
+from ledger.clock import to_utc
 from ledger.db import read_transaction, run_transaction
 from tests.invoices._support import CTX
 from tests.payments.support import balance, issue
@@ -128,3 +131,73 @@ def test_lock_invoice_finds_by_public_id(engine: Engine) -> None:
     assert run_transaction(engine, lambda conn: lock_invoice(conn, invoice.public_id)).id == invoice.id
     with pytest.raises(InvoiceNotFound):
         run_transaction(engine, lambda conn: lock_invoice(conn, "0" * 24))
+
+
+def test_the_locked_variant_writes_what_record_payment_writes_without_reading_the_invoice_again(
+    engine: Engine,
+) -> None:
+    by_number, by_row = issue(engine), issue(engine)
+    run_transaction(engine, lambda conn: record_payment(conn, CTX, by_number.notice_number, 5_000, reference="p",
+                                                        actor="t", late_fee=700, effective_date=date(2026, 5, 20)))  # fmt: skip
+
+    def pay_locked(conn: Connection, reference: str = "p", amount: int = 5_000) -> PaymentRecorded:
+        return record_payment_locked(conn, CTX, lock_invoice(conn, by_row.public_id), amount, reference=reference,
+                                     actor="t", late_fee=700, effective_date=date(2026, 5, 20))  # fmt: skip
+
+    done = run_transaction(engine, pay_locked)
+    assert not done.repeated
+    with read_transaction(engine) as conn:
+        stored = get_invoice(conn, by_row.notice_number)
+        other = get_invoice(conn, by_number.notice_number)
+        row_history, number_history = invoice_history(conn, by_row.notice_number), invoice_history(conn, by_number.notice_number)
+    # What it returns is what is stored (the time as written, read back on either engine).
+    assert replace(done.invoice, updated_at=to_utc(done.invoice.updated_at)) == replace(
+        stored, updated_at=to_utc(stored.updated_at)
+    )
+    assert (stored.amount_paid, stored.status, stored.version) == (other.amount_paid, other.status, other.version)
+    assert (stored.amount_paid, stored.status, stored.version) == (5_000, Status.OPEN, by_row.version + 1)
+    made, expected = row_history[-1], number_history[-1]
+    assert made.ledger_entry_id == done.entry_id
+    fields = ("kind", "version", "actor", "reason", "reference", "amount_before", "amount_after", "paid_before",
+              "paid_after", "status_before", "status_after", "overpayment_entry_id")  # fmt: skip
+    assert [getattr(made, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert entry(engine, done.entry_id) == entry(engine, expected.ledger_entry_id) == (
+        date(2026, 5, 20), {("1200", "D", 5_700), (RECEIVABLE, "C", 5_000), ("4300", "C", 700)}
+    )
+
+    # A repeated reference writes nothing and names the entry that booked it.
+    again = run_transaction(engine, pay_locked)
+    assert (again.repeated, again.entry_id, again.invoice.version) == (True, done.entry_id, stored.version)
+    with read_transaction(engine) as conn:
+        assert len(invoice_history(conn, by_row.notice_number)) == len(row_history)
+    # A new reference pays the rest (¥7,300 of ¥12,300); what goes beyond it is 過誤納金.
+    rest = run_transaction(engine, lambda conn: pay_locked(conn, reference="q", amount=10_000))
+    assert (rest.invoice.status, rest.invoice.amount_paid) == (Status.OVERPAID, 15_000)
+    assert entry(engine, rest.entry_id)[1] == {
+        ("1200", "D", 10_700), (RECEIVABLE, "C", 7_300), ("2100", "C", 2_700), ("4300", "C", 700),
+    }  # fmt: skip
+
+
+def test_the_locked_variant_refuses_what_record_payment_refuses(engine: Engine) -> None:
+    invoice = issue(engine)
+
+    def refused(**kwargs: object) -> str:
+        values: dict[str, object] = {"amount": 100, "reference": "r", "actor": "t", **kwargs}
+        amount = values.pop("amount")
+        with pytest.raises(InvalidInvoice) as caught:
+            run_transaction(engine, lambda conn: record_payment_locked(conn, CTX, lock_invoice(conn, invoice.public_id),
+                                                                       amount, **values))  # type: ignore[arg-type]  # fmt: skip
+        return caught.value.code
+
+    assert refused(amount=0) == "invoice.amount_zero"
+    assert refused(amount=1.5) == "invoice.amount_not_integer"
+    assert refused(late_fee=-1) == "invoice.amount_negative"
+    assert refused(effective_date=datetime(2026, 6, 1, tzinfo=timezone.utc)) == "invoice.invalid_date"
+    assert refused(reference="") == "invoice.missing_value"
+    assert refused(actor=" ") == "invoice.missing_actor"
+    run_transaction(engine, lambda conn: cancel_invoice(conn, CTX, invoice.notice_number, reason="取消", actor="t"))
+    with pytest.raises(InvoiceCancelled):
+        run_transaction(engine, lambda conn: record_payment_locked(conn, CTX, lock_invoice(conn, invoice.public_id),
+                                                                   100, reference="r", actor="t"))  # fmt: skip
+    with read_transaction(engine) as conn:
+        assert get_invoice(conn, invoice.notice_number).amount_paid == 0
