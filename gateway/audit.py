@@ -195,6 +195,10 @@ def _check_actor(actor: Actor) -> None:
         raise InvalidActor("the request id must be 1 to 64 characters", field="request_id")
 
 
+# Built once (every money path writes a row; see ledger/posting.py).
+_INSERT = audit_log.insert()
+
+
 def record(
     conn: Connection,
     actor: Actor,
@@ -217,15 +221,16 @@ def record(
     if not conn.in_transaction():
         raise NoTransaction("audit rows are written inside the transaction of the change they record")
     result = conn.execute(
-        audit_log.insert().values(
-            occurred_at=to_utc(now) if now is not None else utc_now(),
-            actor_id=actor.id,
-            actor_name=actor.name,
-            action=action,
-            subject=subject,
-            request_id=actor.request_id,
-            detail=text,
-        )
+        _INSERT,
+        {
+            "occurred_at": to_utc(now) if now is not None else utc_now(),
+            "actor_id": actor.id,
+            "actor_name": actor.name,
+            "action": action,
+            "subject": subject,
+            "request_id": actor.request_id,
+            "detail": text,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
