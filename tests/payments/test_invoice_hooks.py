@@ -13,7 +13,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from invoices.errors import InvalidInvoice, InvoiceCancelled, InvoiceNotFound
 from invoices.model import Status
-from invoices.payments import PaymentRecorded, lock_invoice, record_payment, record_payment_locked, record_refund
+from invoices.payments import (
+    PaymentRecorded,
+    lock_invoice,
+    record_payment,
+    record_payment_locked,
+    record_refund,
+)
 from invoices.service import amend_invoice, cancel_invoice, get_invoice, invoice_history
 from ledger.clock import to_utc
 from ledger.db import read_transaction, run_transaction
