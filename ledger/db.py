@@ -110,15 +110,20 @@ def is_retryable(exc: BaseException) -> bool:
     return "database is locked" in message or "database is busy" in message
 
 
-def run_transaction(engine: Engine, work: Callable[[Connection], T], *, attempts: int = 8) -> T:
+def run_transaction(bind: Engine | Connection, work: Callable[[Connection], T], *, attempts: int = 8) -> T:
     """Run ``work`` in one write transaction, committing at the end; retry transient conflicts.
 
-    The commit happens here, explicitly, so a failed commit raises instead of being swallowed.
+    ``bind`` is an engine (a pooled connection per try) or a connection the caller keeps open
+    between transactions (it must not be in one). The commit happens here, explicitly, so a
+    failed commit raises instead of being swallowed.
     """
     for attempt in range(1, attempts + 1):
         try:
-            with engine.begin() as conn:
-                return work(conn)
+            if isinstance(bind, Engine):
+                with bind.begin() as conn:
+                    return work(conn)
+            with bind.begin():
+                return work(bind)
         except DBAPIError as exc:
             if attempt == attempts or not is_retryable(exc):
                 raise

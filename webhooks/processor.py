@@ -43,17 +43,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import random
-import time
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sqlalchemy.exc import DBAPIError
-
 from ledger.clock import to_utc, utc_now
-from ledger.db import is_retryable
+from ledger.db import run_transaction
 from webhooks.handlers import (
     HandlerRegistry,
     InboxEvent,
@@ -176,21 +172,6 @@ class Claim:
         )  # fmt: skip
 
 
-def _transaction(conn: Connection, work: Callable[[Connection], T], *, attempts: int = 8) -> T:
-    """``work`` in one transaction on ``conn``, committed at the end; retried from the start on
-    deadlocks, serialization failures and a busy SQLite (``ledger.db.run_transaction`` on a
-    connection the caller keeps)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with conn.begin():
-                return work(conn)
-        except DBAPIError as exc:
-            if attempt == attempts or not is_retryable(exc):
-                raise
-            time.sleep(min(0.5, 0.005 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
-
-
 class Processor:
     """Applies stored events through the handler registry (see the module docstring).
 
@@ -228,7 +209,7 @@ class Processor:
 
     def _write(self, conn: Connection, work: Callable[[Connection], T]) -> T:
         with one_writer(self.engine):
-            return _transaction(conn, work)
+            return run_transaction(conn, work)
 
     # --- claiming ---------------------------------------------------------------------------
 
