@@ -177,10 +177,6 @@ class CachedPage:
     head: bytes
     tail: bytes | None
 
-    @property
-    def has_form(self) -> bool:
-        return self.tail is not None
-
 
 def split_page(html: str) -> tuple[bytes, bytes | None]:
     head, mark, tail = html.partition(CSRF_MARK)
