@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gateway.pages import invoice_page
 from gateway.pages.page_cache import PostgresChanges, SQLiteChanges
 from invoices.model import Invoice
-from invoices.service import cancel_invoice
+from invoices.service import amend_invoice, cancel_invoice
 from ledger.db import run_transaction
 from tests.pages.support import (
     Site,
@@ -116,6 +116,43 @@ def test_concurrent_misses_read_once(site: Site, reads: list[str], monkeypatch: 
 
     assert asyncio.run(twenty()) == [200] * 20
     assert len(reads) == 1
+
+
+def test_pages_read_while_amendments_commit_converge_on_the_last(site: Site) -> None:
+    """Readers race a writer (a thread amending the invoice 15 times): every page shows an amount
+    that was committed at some point, and once the writer is done every page shows the last one
+    (SQLite at once; PostgreSQL once the notification of the last commit has arrived)."""
+    invoice = site.issue()
+    services = site.services
+    amounts = [12_300 + 100 * i for i in range(1, 16)]
+
+    def write() -> None:
+        for amount in amounts:
+            run_transaction(services.engine, lambda conn, amount=amount: amend_invoice(
+                conn, services.invoices, invoice.display_number, amount, reason="更正", actor="cli:test"))  # fmt: skip
+
+    def total(html: str) -> int:
+        return int(by_testid(html, "total").replace(",", "").rstrip("円"))
+
+    async def race() -> tuple[set[int], int]:
+        seen: set[int] = set()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site.app), base_url="http://test") as client:
+            writer = asyncio.get_running_loop().run_in_executor(None, write)
+            while not writer.done():
+                pages = await asyncio.gather(*(client.get(site.page_url(invoice)) for _ in range(8)))
+                seen.update(total(page.text) for page in pages)
+            await writer
+            deadline = time.monotonic() + 5
+            while (last := total((await client.get(site.page_url(invoice))).text)) != amounts[-1]:
+                assert not db_is_sqlite, "SQLite sees the last commit at once"
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        return seen, last
+
+    db_is_sqlite = services.engine.dialect.name == "sqlite"
+    seen, last = asyncio.run(race())
+    assert last == amounts[-1]
+    assert seen <= {12_300, *amounts} and len(seen) > 1
 
 
 def test_a_write_by_this_process_shows_at_once(site: Site, reads: list[str]) -> None:
