@@ -176,7 +176,7 @@ def settle_locked(
             extra={"attempt": attempt.public_id, "reason": reason.value, "amount": overpaid},
         )
 
-    values: dict[str, object] = {
+    recorded: dict[str, object] = {
         "amount_received": attempt.amount,
         "principal_applied": principal,
         "late_fee_applied": late_fee,
@@ -187,18 +187,14 @@ def settle_locked(
     status = attempt.status
     if status.active:
         status = transition(status, Event.SUCCEED, attempt=attempt.public_id)
-        values["status"] = status.value
     else:
         # Cannot happen with a well-behaved provider: an attempt becomes terminal only after its
         # intent was cancelled. The money is real, so it is recorded all the same.
         log.error("money arrived for a %s attempt; recorded, status kept", attempt.status.value,
                   extra={"attempt": attempt.public_id})  # fmt: skip
-    records.write_attempt(conn, attempt, now=now, **values)
-
+    records.write_attempt(conn, attempt, now=now, status=status.value, **recorded)
     settled = replace(
-        attempt, version=attempt.version + 1, updated_at=now, receipt_number=number,
-        amount_received=attempt.amount, principal_applied=principal, late_fee_applied=late_fee,
-        overpaid=overpaid, succeeded_at=paid_at, ledger_entry_id=entry_id, status=status,
-    )  # fmt: skip
+        attempt, **recorded, status=status, receipt_number=number, version=attempt.version + 1, updated_at=now
+    )  # type: ignore[arg-type]
     log.info("payment settled", extra={"attempt": attempt.public_id, "status": status.value})
     return settled
