@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -46,6 +46,7 @@ from invoices.model import Invoice
 from ledger.db import read_transaction
 
 TEMPLATE: Final = "resident/invoice.html"
+T = TypeVar("T")
 
 # Fewer than the engine's pool (10): with the default 40 threads, requests beyond the pool wait
 # on its checkout, which is not first-come first-served, and a few waited a second while the
@@ -57,23 +58,27 @@ _CSRF_SET_COOKIE = "nofu_csrf_set_cookie"
 _FLIGHTS = "nofu_page_flights"
 
 
+def _per_app(state: Any, key: str, make: Callable[[], T]) -> T:
+    """``state[key]``, made by ``make`` the first time (one per app, so per event loop)."""
+    value = state.get(key)
+    if value is None:
+        value = state[key] = make()
+    return value  # type: ignore[no-any-return]
+
+
 def page_reads(request: Request[Any, Any, Any]) -> anyio.CapacityLimiter:
-    """The app's limiter for invoice page reads (one per app, so per event loop)."""
-    state = request.app.state
-    limiter = state.get(_PAGE_READS)
-    if limiter is None:
-        limiter = state[_PAGE_READS] = anyio.CapacityLimiter(PAGE_READ_THREADS)
-    return limiter  # type: ignore[no-any-return]
+    """The app's limiter for invoice page reads."""
+    return _per_app(request.app.state, _PAGE_READS, lambda: anyio.CapacityLimiter(PAGE_READ_THREADS))
 
 
 def open_page_cache(state: Any) -> PageCache:
     """The app's page cache (made at startup, so PostgreSQL is listened to before the first page)."""
-    cache = state.get(_PAGE_CACHE)
-    if cache is None:
+
+    def make() -> PageCache:
         services: Services = state.services
-        signal = change_signal(services.engine) if services.settings.page_cache_on else None
-        cache = state[_PAGE_CACHE] = PageCache(signal)
-    return cache  # type: ignore[no-any-return]
+        return PageCache(change_signal(services.engine) if services.settings.page_cache_on else None)
+
+    return _per_app(state, _PAGE_CACHE, make)
 
 
 def close_page_cache(state: Any) -> None:
@@ -167,17 +172,16 @@ _TOKEN_SLOT: Final = "0" * 64  # CSRF tokens are hex: nothing to quote in a cook
 def _csrf_set_cookie(request: Request[Any, Any, Any], config: CSRFConfig) -> tuple[bytes, bytes, bytes]:
     """The middleware's Set-Cookie header, split around the token, made once per app
     (``Cookie.to_encoded_header`` costs more than the rest of a cached page's response)."""
-    state = request.app.state
-    made = state.get(_CSRF_SET_COOKIE)
-    if made is not None:
-        return made  # type: ignore[no-any-return]
-    name, value = Cookie(
-        key=config.cookie_name, value=_TOKEN_SLOT, path=config.cookie_path, secure=config.cookie_secure,
-        httponly=config.cookie_httponly, samesite=config.cookie_samesite, domain=config.cookie_domain,
-    ).to_encoded_header()  # fmt: skip
-    before, _, after = value.partition(_TOKEN_SLOT.encode())
-    state[_CSRF_SET_COOKIE] = made = (name, before, after)
-    return made
+
+    def make() -> tuple[bytes, bytes, bytes]:
+        name, value = Cookie(
+            key=config.cookie_name, value=_TOKEN_SLOT, path=config.cookie_path, secure=config.cookie_secure,
+            httponly=config.cookie_httponly, samesite=config.cookie_samesite, domain=config.cookie_domain,
+        ).to_encoded_header()  # fmt: skip
+        before, _, after = value.partition(_TOKEN_SLOT.encode())
+        return name, before, after
+
+    return _per_app(request.app.state, _CSRF_SET_COOKIE, make)
 
 
 def _respond(request: Request[Any, Any, Any], page: CachedPage, cookie: Cookie | None) -> PageResponse:

@@ -32,7 +32,7 @@ from gateway.pages.i18n import Translator
 from gateway.pages.invoice_view import invoice_view
 from gateway.pages.limits import PAYMENT_LIMIT
 from gateway.pages.payment_status import attempt_of_invoice
-from gateway.pages.render import render, translator
+from gateway.pages.render import refusal, render, translator
 from gateway.pages.token_access import TokenRefused, invoice_for_token
 from gateway.payments import (
     MIN_CHARGE,
@@ -68,8 +68,7 @@ def _invoice(request: Request[Any, Any, Any], services: Services, token: str) ->
         try:
             return invoice_for_token(conn, services.keys.qr, token)
         except TokenRefused as refused:
-            log.info("payment token refused: %s", refused.code)
-            return render(request, "refused.html", {"message_key": refused.message_key}, status=404, code=refused.code)
+            return refusal(request, refused)
 
 
 def _attempt(services: Services, invoice: Invoice, attempt_id: str) -> Attempt:

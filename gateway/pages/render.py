@@ -6,6 +6,7 @@ cache or a shared proxy (``Cache-Control: no-store``) nor indexed (``X-Robots-Ta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -15,7 +16,10 @@ from litestar.datastructures import Cookie
 from litestar.response import Template
 
 from gateway.pages.i18n import COOKIE, COOKIE_MAX_AGE, Lang, Translator, choose_lang
+from gateway.pages.token_access import TokenRefused
 from gateway.services import Services
+
+log = logging.getLogger("nofu.pages")
 
 PAGE_HEADERS: Final = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
@@ -88,3 +92,9 @@ def render(
         cookies=[lang_cookie(services_of(request), lang)] if set_cookie else [],
         headers={**PAGE_HEADERS, **(headers or {})},
     )
+
+
+def refusal(request: Request[Any, Any, Any], refused: TokenRefused) -> Template:
+    """The 404 page for a payment token that does not open an invoice (no invoice data on it)."""
+    log.info("payment token refused: %s", refused.code)
+    return render(request, "refused.html", {"message_key": refused.message_key}, status=404, code=refused.code)

@@ -37,18 +37,13 @@ from gateway.pages.manual_entry import (
 )
 from gateway.pages.paying import PaymentHandlers
 from gateway.pages.receipt_check import ReceiptCheckHandlers
-from gateway.pages.render import render
+from gateway.pages.render import refusal, render
 from gateway.pages.token_access import TokenRefused
 from gateway.services import Services
 from invoices.model import Invoice, invoice_payment_code
 from ledger.db import read_transaction
 
 log = logging.getLogger("nofu.pages")
-
-
-def refusal(request: Request[Any, Any, Any], refused: TokenRefused) -> Template:
-    log.info("payment token refused: %s", refused.code)
-    return render(request, "refused.html", {"message_key": refused.message_key}, status=404, code=refused.code)
 
 
 def token_url(services: Services, invoice: Invoice) -> str:
