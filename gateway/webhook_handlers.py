@@ -64,6 +64,7 @@ from webhooks import (
     Processor,
     Refuse,
     RetryPolicy,
+    Triage,
 )
 from webhooks.committer import GroupCommitter
 from webhooks.processor import DEFAULT_BATCH, DEFAULT_LEASE
@@ -96,7 +97,20 @@ _SEEN = sa.select(
 # Built once: building a statement and its cache key per call costs about half of running it.
 _SEEN_BY_PROVIDER_ID = _SEEN.where(attempts.c.provider_payment_id == sa.bindparam("p_id"))
 _SEEN_BY_PUBLIC_ID = _SEEN.where(attempts.c.public_id == sa.bindparam("p_id"))
+_SEEN_BY_PROVIDER_IDS = _SEEN.where(attempts.c.provider_payment_id.in_(sa.bindparam("p_ids", expanding=True)))
+_SEEN_BY_PUBLIC_IDS = _SEEN.where(attempts.c.public_id.in_(sa.bindparam("p_ids", expanding=True)))
 Prepared = tuple[Seen, Attempt]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The payment a ``payment_intent.*`` or ``charge.*`` event is about: the PaymentIntent's id,
+    the metadata nofu put on it, and what the event says of it (None: a failed charge, which
+    leaves the intent's state in doubt)."""
+
+    payment_id: str
+    metadata: Mapping[str, Any]
+    payment: ProviderPayment | None
 
 
 def _text(value: Any) -> str | None:
@@ -125,6 +139,7 @@ class PaymentEvents:
         registry.register("payment_intent.*", self.on_payment_intent)
         registry.register("charge.*", self.on_charge)
         registry.register("refund.*", self.on_refund)
+        registry.register_triage(self.triage)
         return registry
 
     # --- payments ---------------------------------------------------------------------------
@@ -185,66 +200,135 @@ class PaymentEvents:
             return Outcome.applied(note, f"payment:{after.public_id}:{after.status.value}")
         return Outcome.applied(note)
 
-    def _settle_or_skip(
-        self, conn: Connection, event: InboxEvent, payment: ProviderPayment, metadata: Mapping[str, Any]
-    ) -> Outcome:
-        before = self._attempt(conn, payment.id, metadata)
-        if before is None:
-            if not _text(metadata.get("attempt_id")):
-                return Outcome.ignored(f"{payment.id} is not a nofu payment (no attempt_id in its metadata)")
-            raise NotYet(f"no payment attempt knows {payment.id} yet")
-        if payment.status == "succeeded":
-            if before.amount_received:
-                return Outcome.skipped(f"{before.public_id}: the money of {payment.id} is already recorded")
-            if payment.succeeded_at is None and event.created is not None:
+    @staticmethod
+    def _subject(event: InboxEvent) -> Subject | Outcome | None:
+        """What a ``payment_intent.*`` or ``charge.*`` event says about which payment, or its
+        outcome when the payload alone decides it; None when only its handler can tell (a
+        refunded charge, a PaymentIntent that does not parse)."""
+        obj = event.data_object
+        if event.type.startswith("payment_intent."):
+            try:
+                payment = ProviderPayment.from_stripe(obj)
+            except ValueError:
+                return None
+            if payment.status == "succeeded" and payment.succeeded_at is None and event.created is not None:
                 # The intent's snapshot does not expand its charge; the event is as close as it gets.
                 payment = dataclasses.replace(payment, succeeded_at=event.created)
-            if payment.succeeded_at is not None and before.provider_payment_id == payment.id:
-                return self._settle(conn, payment, before)
-        elif before.status.terminal:
-            return Outcome.skipped(f"stale: {before.public_id} is already {before.status.value}")
-        elif (
-            payment.status in ("requires_payment_method", "requires_confirmation")
+            return Subject(payment.id, _metadata(obj), payment)
+        payment_id = _id_of(obj.get("payment_intent"))
+        if payment_id is None:
+            return Outcome.ignored("a charge without a PaymentIntent is not a nofu payment")
+        if event.type == "charge.refunded":
+            return None
+        status = obj.get("status")
+        if status == "succeeded" and obj.get("captured") is not False and obj.get("paid") is not False:
+            return Subject(payment_id, _metadata(obj), _payment_from_charge(obj, payment_id))
+        if status == "failed":
+            # In doubt (the resident may have paid with another card since): ask the provider.
+            return Subject(payment_id, _metadata(obj), None)
+        return Outcome.skipped(f"{event.type}: nothing for nofu in a {status} charge")
+
+    @staticmethod
+    def _no_change(subject: Subject, seen: Seen | None) -> Outcome | None:
+        """The outcome of an event that changes nothing, decided from the attempt as read —
+        only from facts that stay true (money recorded, a terminal status, not our payment) or
+        that carry nothing to apply; None when the event must be acted on or wait."""
+        payment = subject.payment
+        if seen is None:
+            if _text(subject.metadata.get("attempt_id")):
+                return None  # ours, not known yet: wait
+            return Outcome.ignored(f"{subject.payment_id} is not a nofu payment (no attempt_id in its metadata)")
+        if payment is not None and payment.status == "succeeded":
+            if seen.amount_received:
+                return Outcome.skipped(f"{seen.public_id}: the money of {payment.id} is already recorded")
+            return None
+        if seen.status.terminal:
+            return Outcome.skipped(f"stale: {seen.public_id} is already {seen.status.value}")
+        if (
+            payment is not None
+            and payment.status in ("requires_payment_method", "requires_confirmation")
             and not (payment.error_code or payment.decline_code or payment.error_message)
-            and before.status is AttemptStatus.CREATED
-            and before.provider_payment_id == payment.id
+            and seen.status is AttemptStatus.CREATED
+            and seen.provider_payment_id == payment.id
         ):
-            return Outcome.skipped(f"{before.public_id}: nothing to change (created)")
-        raise Outside(lambda: self._apply(before, payment, payment.id), f"apply {payment.status} of {payment.id}")
+            return Outcome.skipped(f"{seen.public_id}: nothing to change (created)")
+        return None
+
+    def _handle(self, conn: Connection, subject: Subject | Outcome) -> Outcome:
+        if isinstance(subject, Outcome):
+            return subject
+        seen = self._attempt(conn, subject.payment_id, subject.metadata)
+        decided = self._no_change(subject, seen)
+        if decided is not None:
+            return decided
+        if seen is None:
+            raise NotYet(f"no payment attempt knows {subject.payment_id} yet")
+        payment = subject.payment
+        if payment is None:
+            raise Outside(lambda: self._apply(seen, None, subject.payment_id), f"ask the provider about {subject.payment_id}")
+        if payment.status == "succeeded" and payment.succeeded_at is not None and seen.provider_payment_id == payment.id:
+            return self._settle(conn, payment, seen)
+        raise Outside(lambda: self._apply(seen, payment, payment.id), f"apply {payment.status} of {payment.id}")
 
     def on_payment_intent(self, conn: Connection, event: InboxEvent) -> Outcome:
         if event.prepared is not None:
             return self._result(conn, event.prepared)
-        try:
-            payment = ProviderPayment.from_stripe(event.data_object)
-        except ValueError:
-            raise Refuse("data.object is not a PaymentIntent") from None
-        return self._settle_or_skip(conn, event, payment, _metadata(event.data_object))
+        subject = self._subject(event)
+        if subject is None:
+            raise Refuse("data.object is not a PaymentIntent")
+        return self._handle(conn, subject)
 
     def on_charge(self, conn: Connection, event: InboxEvent) -> Outcome:
         if event.prepared is not None:
             return self._result(conn, event.prepared)
-        charge = event.data_object
-        payment_id = _id_of(charge.get("payment_intent"))
-        if payment_id is None:
-            return Outcome.ignored("a charge without a PaymentIntent is not a nofu payment")
-        if event.type == "charge.refunded":
-            return self._refunds_of_charge(conn, charge)
-        metadata = _metadata(charge)
-        status = charge.get("status")
-        if status == "succeeded" and charge.get("captured") is not False and charge.get("paid") is not False:
-            return self._settle_or_skip(conn, event, _payment_from_charge(charge, payment_id), metadata)
-        if status == "failed":
-            before = self._attempt(conn, payment_id, metadata)
-            if before is None:
-                if not _text(metadata.get("attempt_id")):
-                    return Outcome.ignored(f"{payment_id} is not a nofu payment")
-                raise NotYet(f"no payment attempt knows {payment_id} yet")
-            if before.status.terminal:
-                return Outcome.skipped(f"stale: {before.public_id} is already {before.status.value}")
-            # In doubt (the resident may have paid with another card since): ask the provider.
-            raise Outside(lambda: self._apply(before, None, payment_id), f"ask the provider about {payment_id}")
-        return Outcome.skipped(f"{event.type}: nothing for nofu in a {status} charge")
+        subject = self._subject(event)
+        if subject is None:
+            return self._refunds_of_charge(conn, event.data_object)
+        return self._handle(conn, subject)
+
+    def triage(self, conn: Connection, events: list[InboxEvent]) -> Triage:
+        """Decide a claimed batch's payment events that change nothing, with one read of their
+        attempts (two when some are known only by the attempt id in their metadata). Of several
+        events about one payment that must be acted on, the first is left to its handler and the
+        rest are looked at again after it (its effect usually decides them)."""
+        decided: dict[int, Outcome] = {}
+        subjects: list[tuple[InboxEvent, Subject]] = []
+        for event in events:
+            if not event.type.startswith(("payment_intent.", "charge.")):
+                continue
+            subject = self._subject(event)
+            if isinstance(subject, Outcome):
+                decided[event.id] = subject
+            elif subject is not None:
+                subjects.append((event, subject))
+        seen = self._attempts(conn, [subject for _, subject in subjects])
+        acting: set[str] = set()
+        again: set[int] = set()
+        for event, subject in subjects:
+            outcome = self._no_change(subject, seen.get(subject.payment_id))
+            if outcome is not None:
+                decided[event.id] = outcome
+            elif subject.payment_id in acting:
+                again.add(event.id)
+            else:
+                acting.add(subject.payment_id)
+        return Triage(decided, frozenset(again))
+
+    def _attempts(self, conn: Connection, subjects: list[Subject]) -> dict[str, Seen]:
+        """``_attempt`` for many payments at once, by payment id."""
+        if not subjects:
+            return {}
+        ids = sorted({subject.payment_id for subject in subjects})
+        found = {row.provider_payment_id: Seen.of(row) for row in conn.execute(_SEEN_BY_PROVIDER_IDS, {"p_ids": ids})}
+        by_attempt = {
+            attempt_id: subject.payment_id
+            for subject in subjects
+            if subject.payment_id not in found and (attempt_id := _text(subject.metadata.get("attempt_id")))
+        }
+        if by_attempt:
+            for row in conn.execute(_SEEN_BY_PUBLIC_IDS, {"p_ids": sorted(by_attempt)}):
+                found[by_attempt[row.public_id]] = Seen.of(row)
+        return found
 
     # --- refunds ----------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from webhooks.handlers import (
     OutcomeKind,
     Outside,
     Refuse,
+    Triage,
 )
 from webhooks.inbox import ParsedEvent, Stored, parse, store, store_many
 from webhooks.intake import MAX_BODY_BYTES, Intake
@@ -88,6 +89,7 @@ __all__ = [
     "Stored",
     "StoredEvent",
     "TimestampOutsideTolerance",
+    "Triage",
     "UnsupportedMediaType",
     "WebhookError",
     "backfill",

@@ -23,7 +23,16 @@ A handler says how it went by what it returns or raises:
   once for staff.
 - any other exception: a failure, retried with backoff, dead-lettered after the limit.
 
-The gateway (composition root) registers the payment and refund handlers
+A registry may also have a **triage** (``register_triage``): ``function(conn, events) ->
+Triage``, given a whole claimed batch before any of it is applied. It reads what it needs once for
+the batch and returns the outcomes of the events that change nothing — ``skipped`` or ``ignored``
+only, decided from facts that cannot be undone (money already recorded, an attempt already
+terminal, an object that is not ours) — and may name events to look at again after the rest of
+the batch has run (a later event about the same object as an earlier one). The processor records
+those outcomes together; every other event goes through its handler in its own transaction.
+Without a triage every event goes through its handler.
+
+The gateway (composition root) registers the payment and refund handlers and the payment triage
 (``gateway/webhook_handlers.py``); event types without a handler are stored and ``ignored``.
 """
 
@@ -128,8 +137,11 @@ class InboxEvent:
         previous = data.get("previous_attributes") if isinstance(data, Mapping) else None
         return previous if isinstance(previous, Mapping) else {}
 
-    def with_prepared(self, result: Any) -> InboxEvent:
-        return replace(self, prepared=result, steps=self.steps + 1)
+    def with_state(self, prepared: Any, steps: int) -> InboxEvent:
+        """This event as it stands after ``steps`` Outside steps, the last of which gave ``prepared``."""
+        if prepared is self.prepared and steps == self.steps:
+            return self
+        return replace(self, prepared=prepared, steps=steps)
 
     @staticmethod
     def load_payload(raw: bytes) -> Mapping[str, Any]:
@@ -142,6 +154,22 @@ class InboxEvent:
 Handler = Callable[[Connection, InboxEvent], Outcome]
 
 
+@dataclass(frozen=True)
+class Triage:
+    """What a triage decided for a batch (see the module docstring).
+
+    Attributes:
+        decided: inbox row id → outcome, for events that change nothing (skipped or ignored).
+        again: inbox row ids to triage again once the batch's other events have run.
+    """
+
+    decided: Mapping[int, Outcome] = field(default_factory=dict)
+    again: frozenset[int] = frozenset()
+
+
+TriageFn = Callable[[Connection, "list[InboxEvent]"], Triage]
+
+
 class HandlerRegistry:
     """Event type → handler. A pattern ending in ``.*`` matches a family (``charge.*``); an
     exact type wins over a pattern, a longer pattern over a shorter one."""
@@ -149,6 +177,12 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._exact: dict[str, Handler] = {}
         self._prefixes: dict[str, Handler] = {}
+        self.triage: TriageFn | None = None
+
+    def register_triage(self, triage: TriageFn) -> None:
+        if self.triage is not None:
+            raise ValueError("a triage is already registered")
+        self.triage = triage
 
     def register(self, event_type: str, handler: Handler) -> None:
         if not event_type or event_type == "*":

@@ -27,6 +27,16 @@ RETURNING`` that hands back what the handlers read (type, ids, payload — never
 stored), so an event's own transaction is what its handler does plus one prebuilt update and one
 commit.
 
+Triage (when the registry has one, see ``webhooks.handlers``): before a batch is applied, the
+triage reads what it needs once for the whole batch and decides the events that change nothing
+(skipped, ignored); their outcomes are written by one executemany of the same guarded update in
+one transaction, which has no effect to keep atomic with them. A lease lost on any of them rolls
+that transaction back and every event of the batch goes through its handler as usual. The events
+the triage names for a second look (a later event about an object an earlier one of the batch
+acts on) are triaged again after the others ran — by then, usually, the earlier event's effect is
+committed and they are decided too. Every event that changes anything is still applied alone in
+its own transaction. Unknown event types are ignored there too, triage or not.
+
 Failures and "not yet" retry with backoff (``webhooks.retry``) and dead-letter after the limit;
 ``Refuse`` dead-letters at once. A worker that keeps dying on one event also dead-letters it:
 every claim counts as an attempt.
@@ -58,6 +68,7 @@ from webhooks.handlers import (
     OutcomeKind,
     Outside,
     Refuse,
+    Triage,
 )
 from webhooks.retry import RetryPolicy
 from webhooks.schema import (
@@ -267,13 +278,13 @@ class Processor:
                 return self._process(own, claim)
         return self._process(conn, claim)
 
-    def _process(self, conn: Connection, claim: Claim) -> str:
+    def _process(self, conn: Connection, claim: Claim, event: InboxEvent | None = None) -> str:
         prepared: Any = None
         steps = 0
         while True:
 
             def apply(c: Connection, done: Any = prepared, n: int = steps) -> str:
-                return self._apply(c, claim, done, n)
+                return self._apply(c, claim, done, n, event)
 
             try:
                 state = self._write(conn, apply)
@@ -310,30 +321,40 @@ class Processor:
         """Lock the event's row for this transaction; False if it is no longer ours."""
         return conn.execute(_LOCK, {"p_id": claim.id, "p_token": claim.token}).first() is not None
 
-    def _apply(self, conn: Connection, claim: Claim, prepared: Any, steps: int) -> str:
+    @staticmethod
+    def _event(claim: Claim) -> InboxEvent:
+        """The claimed event as handlers see it (parses the payload; raises if it is not an object)."""
+        return InboxEvent(
+            id=claim.id,
+            event_id=claim.event_id,
+            type=claim.event_type or "",
+            object_id=claim.object_id,
+            created=claim.created,
+            payload=InboxEvent.load_payload(claim.payload),
+            attempts=claim.attempts,
+        )
+
+    def _unhandled(self, claim: Claim) -> Outcome | None:
         event_type = claim.event_type or ""
-        handler = self.registry.handler_for(event_type)
-        if handler is None:
-            outcome = Outcome.ignored(f"nofu does not act on {event_type}")
-        else:
-            event = InboxEvent(
-                id=claim.id,
-                event_id=claim.event_id,
-                type=event_type,
-                object_id=claim.object_id,
-                created=claim.created,
-                payload=InboxEvent.load_payload(claim.payload),
-                attempts=claim.attempts,
-                prepared=prepared,
-                steps=steps,
-            )
+        return None if self.registry.handler_for(event_type) else Outcome.ignored(f"nofu does not act on {event_type}")
+
+    def _done_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
+        return {
+            "p_id": claim.id, "p_token": claim.token, "p_at": now, "p_state": outcome.kind.value,
+            "p_outcome": outcome.note[:MAX_OUTCOME],
+        }  # fmt: skip
+
+    def _apply(self, conn: Connection, claim: Claim, prepared: Any, steps: int, event: InboxEvent | None) -> str:
+        outcome = self._unhandled(claim)
+        if outcome is None:
+            event_type = claim.event_type or ""
+            handler = self.registry.handler_for(event_type)
+            assert handler is not None
+            event = (event or self._event(claim)).with_state(prepared, steps)
             outcome = handler(conn, event)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"the handler for {event_type} returned {type(outcome).__name__}, not an Outcome")
-        values = {
-            "p_id": claim.id, "p_token": claim.token, "p_at": self.now(), "p_state": outcome.kind.value,
-            "p_outcome": outcome.note[:MAX_OUTCOME],
-        }  # fmt: skip
+        values = self._done_values(claim, outcome, self.now())
         effect = outcome.effect if outcome.kind is OutcomeKind.APPLIED else None
         if effect:
             if conn.execute(_DONE_WITH_EFFECT, {**values, "p_effect": effect[:200]}).rowcount == 1:
@@ -394,9 +415,66 @@ class Processor:
         """Claim one batch and process it on one connection; returns how many were claimed."""
         with self.engine.connect() as conn:
             claims = self._claim_on(conn)
-            for claim in claims:
-                self._process(conn, claim)
+            self._run_batch(conn, claims)
         return len(claims)
+
+    def _run_batch(self, conn: Connection, claims: list[Claim]) -> None:
+        """Triage the batch, apply what is left one event at a time, then triage what the
+        triage wanted to see again and apply what is still left (see the module docstring)."""
+        rest, again = self._triage(conn, claims, second_look=True)
+        for claim, event in rest:
+            self._process(conn, claim, event)
+        if again:
+            rest, _ = self._triage(conn, again, second_look=False)
+            for claim, event in rest:
+                self._process(conn, claim, event)
+
+    def _triage(
+        self, conn: Connection, claims: list[Claim], *, second_look: bool
+    ) -> tuple[list[tuple[Claim, InboxEvent | None]], list[Claim]]:
+        """Record the outcomes the triage can decide for ``claims`` in one transaction; returns
+        the events left to apply one by one (with their parsed payload when it parsed) and,
+        when ``second_look``, those the triage wants to see again after them."""
+        decided: dict[int, Outcome] = {}
+        events: dict[int, InboxEvent] = {}
+        for claim in claims:
+            outcome = self._unhandled(claim)
+            if outcome is not None:
+                decided[claim.id] = outcome
+                continue
+            try:
+                events[claim.id] = self._event(claim)
+            except Exception:  # noqa: BLE001 — an unreadable payload fails in its own processing
+                continue
+        triage = self.registry.triage
+        if not decided and (triage is None or not events):
+            return [(claim, events.get(claim.id)) for claim in claims], []
+
+        def work(c: Connection) -> Triage:
+            found = triage(c, list(events.values())) if triage is not None and events else Triage()
+            outcomes = {**decided, **found.decided}
+            for event_id, outcome in found.decided.items():
+                if outcome.kind is OutcomeKind.APPLIED or event_id not in events:
+                    raise ValueError(f"a triage may only skip or ignore events of its batch ({outcome})")
+            now = self.now()
+            values = [self._done_values(claim, outcomes[claim.id], now) for claim in claims if claim.id in outcomes]
+            if values and c.execute(_DONE, values).rowcount != len(values):
+                raise _Lost  # some lease ran out: let each event find out on its own
+            return Triage(outcomes, found.again)
+
+        try:
+            result = self._write(conn, work)
+        except _Lost:
+            result = Triage()
+        except Exception:  # the triage is an optimisation: on any failure the handlers decide
+            log.exception("webhook triage of %d events failed; applying them one by one", len(claims))
+            result = Triage()
+        for outcome in result.decided.values():
+            self.counts[outcome.kind.value] += 1
+        left = [claim for claim in claims if claim.id not in result.decided]
+        again = [claim for claim in left if second_look and claim.id in result.again]
+        rest = [(claim, events.get(claim.id)) for claim in left if claim not in again]
+        return rest, again
 
     def drain(self, *, max_batches: int | None = None) -> int:
         """Process until nothing is due (or ``max_batches`` batches); returns events claimed."""

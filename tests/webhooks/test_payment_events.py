@@ -4,10 +4,11 @@ same whatever the delivery did, and every effect happens once."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.payments import AttemptStatus, PaymentService
 from gateway.sandbox import SandboxServer
@@ -28,7 +29,7 @@ from tests.webhooks.flow import (  # noqa: F401 (fixtures)
     settings,
 )
 from tests.webhooks.support import rows
-from webhooks import Processor, backfill
+from webhooks import InboxEvent, Processor, Triage, backfill
 
 
 def queued(sandbox: SandboxServer) -> list[str]:
@@ -182,4 +183,52 @@ def test_objects_that_are_not_nofus(
     # Both events that carry the foreign refund wait for staff, dead-lettered at once.
     assert sorted(r.event_type for r in dead) == ["charge.refunded", "refund.created"]
     assert all("not made by nofu" in r.last_error and r.attempts == 1 for r in dead)
+    assert_books_ok(engine)
+
+
+def test_the_triage_decides_as_the_handlers_would(
+    engine: Engine, app: AppServer, sandbox: SandboxServer, service: PaymentService, processor: Processor
+) -> None:
+    """Several payments (paid, declined then paid, declined) delivered shuffled and duplicated in
+    one batch: the events the triage finished without their handler carry the outcome their
+    handler gives for them now (to the letter, except a created event, whose attempt has moved
+    on since: skipped either way), and the books are as if each had been handled alone."""
+    invoices = [issue(engine) for _ in range(4)]
+    browser_pays(sandbox, service, invoices[0].public_id)
+    browser_pays(sandbox, service, invoices[1].public_id, "pm_card_chargeDeclined")
+    browser_pays(sandbox, service, invoices[1].public_id)
+    browser_pays(sandbox, service, invoices[2].public_id, "pm_card_chargeDeclined")
+    browser_pays(sandbox, service, invoices[3].public_id)
+    events = queued(sandbox)
+    sandbox.control.flush_deliveries(order="shuffle", duplicate=events[::3], seed=7)
+    triaged: set[int] = set()
+    triage = processor.registry.triage
+    assert triage is not None
+
+    def recording(conn: Connection, batch: list[InboxEvent]) -> Triage:
+        found = triage(conn, batch)
+        triaged.update(found.decided)
+        return found
+
+    processor.registry.triage = recording
+    processor.batch_size = 50
+    processor.drain()
+    assert len(triaged) >= len(events) // 3, "the triage should have decided a good part of the batch"
+    with engine.connect() as conn:
+        for r in rows(engine):
+            if r.id not in triaged:
+                continue
+            evt = InboxEvent(r.id, r.event_id, r.event_type, r.object_id, None, json.loads(r.payload), r.attempts)
+            handler = processor.registry.handler_for(r.event_type)
+            assert handler is not None
+            with conn.begin() as tx:
+                outcome = handler(conn, evt)
+                tx.rollback()
+            assert r.state == outcome.kind.value, (r.event_type, r.outcome, outcome)
+            if not r.outcome.endswith("nothing to change (created)"):  # the attempt has moved on since
+                assert r.outcome == outcome.note, r.event_type
+    assert [status_of(engine, i.notice_number) for i in invoices] == [
+        (Status.PAID, invoices[0].amount), (Status.PAID, invoices[1].amount), (Status.OPEN, 0), (Status.PAID, invoices[3].amount),
+    ]  # fmt: skip
+    assert settlement_count(engine) == 3
     assert_books_ok(engine)

@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.clock import to_utc, utc_now
@@ -30,7 +31,9 @@ from webhooks import (
     Processor,
     Refuse,
     RetryPolicy,
+    Triage,
     store,
+    webhook_events,
 )
 from webhooks.processor import LOST
 
@@ -336,3 +339,113 @@ def test_a_claim_hands_over_the_stored_event(engine: Engine, clock: Clock) -> No
         stored.id, "test.thing", stored.object_id, 1, bytes(stored.payload)
     )
     assert c.created == to_utc(stored.provider_created_at) and c.token == stored.lease_token
+
+
+# --- triage ----------------------------------------------------------------------------------
+
+
+def _counting(engine: Engine) -> list[str]:
+    """The SQL of every statement sent on ``engine`` from now on (executemany counts once)."""
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: sent.append(sql))
+    return sent
+
+
+def test_triage_records_what_changes_nothing_in_one_transaction(effects_engine: Engine, clock: Clock) -> None:
+    """Events the triage decides are finished without their handler, by one statement; the
+    others are applied one by one as usual; unknown types are ignored there too."""
+    ids = [put(effects_engine, clock=clock, n=n) for n in range(6)] + [put(effects_engine, "payout.paid", clock=clock)]
+    handled: list[str] = []
+
+    def handler(conn: Connection, evt: InboxEvent) -> Outcome:
+        handled.append(evt.event_id)
+        return applying(conn, evt)
+
+    def triage(conn: Connection, events: list[InboxEvent]) -> Triage:
+        return Triage({e.id: Outcome.skipped(f"triaged {e.event_id}") for e in events if e.payload["n"] % 2})
+
+    reg = registry(test__thing=handler)
+    reg.register_triage(triage)
+    sent = _counting(effects_engine)
+    processor = Processor(effects_engine, reg, clock=clock)
+    assert processor.drain() == 7
+    states = {event_id: (row(effects_engine, event_id).state, row(effects_engine, event_id).outcome) for event_id in ids}
+    assert [states[i] for i in ids[:6]] == [
+        ("applied", "done"), ("skipped", f"triaged {ids[1]}"), ("applied", "done"),
+        ("skipped", f"triaged {ids[3]}"), ("applied", "done"), ("skipped", f"triaged {ids[5]}"),
+    ]  # fmt: skip
+    assert states[ids[6]][0] == "ignored"
+    assert handled == [ids[0], ids[2], ids[4]]
+    assert effect_counts(effects_engine) == {i: 1 for i in handled}
+    assert processor.counts == {"applied": 3, "skipped": 3, "ignored": 1}
+    # Four events finished by one guarded update (sent once, as an executemany).
+    finishing = [sql for sql in sent if sql.lstrip().upper().startswith("UPDATE") and "outcome" in sql]
+    assert len(finishing) == 1 + 3  # the triage's, then one per applied event
+
+
+def test_triage_looks_again_after_the_rest_of_the_batch(engine: Engine, clock: Clock) -> None:
+    """An event the triage wants to see again is triaged after the others ran, and sees their
+    effects; what it still cannot decide goes to its handler."""
+    first, second, third = (put(engine, clock=clock, created=int(clock.now.timestamp()) - 9 + n) for n in range(3))
+    done: set[str] = set()
+    looks: list[list[str]] = []
+
+    def handler(conn: Connection, evt: InboxEvent) -> Outcome:
+        done.add(evt.event_id)
+        return Outcome.applied("handled")
+
+    def triage(conn: Connection, events: list[InboxEvent]) -> Triage:
+        looks.append([e.event_id for e in events])
+        if len(looks) == 1:  # first look: act on the first, look again at the others
+            return Triage({}, frozenset(e.id for e in events[1:]))
+        return Triage({e.id: Outcome.skipped("after the first") for e in events if first in done and e.event_id == second})
+
+    reg = registry(test__thing=handler)
+    reg.register_triage(triage)
+    Processor(engine, reg, clock=clock).drain()
+    assert looks == [[first, second, third], [second, third]]
+    assert [row(engine, i).state for i in (first, second, third)] == ["applied", "skipped", "applied"]
+    assert done == {first, third}
+
+
+def test_a_triage_may_not_apply_and_its_failures_fall_back_to_the_handlers(engine: Engine, clock: Clock) -> None:
+    ids = [put(engine, clock=clock) for _ in range(3)]
+    for bad in (
+        lambda conn, events: Triage({events[0].id: Outcome.applied("not allowed here")}),
+        lambda conn, events: Triage({10**9: Outcome.skipped("not of this batch")}),
+        lambda conn, events: 1 / 0,
+    ):
+        run_transaction(engine, lambda conn: conn.execute(
+            webhook_events.update().values(state="pending", outcome=None, next_attempt_at=clock.now)
+        ))  # fmt: skip
+        reg = registry(test__thing=lambda conn, e: Outcome.applied("by the handler"))
+        reg.register_triage(bad)  # type: ignore[arg-type]
+        Processor(engine, reg, clock=clock).drain()
+        assert [(row(engine, i).state, row(engine, i).outcome) for i in ids] == [("applied", "by the handler")] * 3
+
+
+@pytest.mark.postgres
+def test_a_lease_lost_before_the_triage_writes_leaves_each_event_to_find_out(pg_engine: Engine) -> None:
+    """The triage's update is guarded by the lease like every outcome: if one lease of the batch
+    was taken over meanwhile, nothing of the triage is written and each event is processed on
+    its own (the lost one is left to its new owner). PostgreSQL: the takeover runs while the
+    triage's transaction is open, which SQLite's single writer would not allow."""
+    clock = Clock()
+    ids = [put(pg_engine, clock=clock) for _ in range(3)]
+    late = Clock()
+    late.now = clock.now + timedelta(seconds=61)
+    taken: list[str] = []
+
+    def triage(conn: Connection, events: list[InboxEvent]) -> Triage:
+        if not taken:  # another worker takes the first event over (its lease ran out) before we write
+            taken.extend(c.event_id for c in Processor(pg_engine, registry(), clock=late, worker_id="other").claim(limit=1))
+        return Triage({e.id: Outcome.skipped("triaged") for e in events})
+
+    reg = registry(test__thing=lambda conn, e: Outcome.applied("by the handler"))
+    reg.register_triage(triage)
+    slow = Processor(pg_engine, reg, clock=clock, worker_id="slow", lease=timedelta(seconds=60))
+    assert slow.run_once() == 3
+    assert taken == [ids[0]]
+    states = [(row(pg_engine, i).state, row(pg_engine, i).outcome, row(pg_engine, i).lease_owner) for i in ids]
+    assert states == [("processing", None, "other"), ("applied", "by the handler", None), ("applied", "by the handler", None)]
+    assert slow.counts == {"applied": 2, "lost": 1}
