@@ -36,7 +36,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -236,6 +236,52 @@ def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between ``start`` and ``stop``: where the
+    two cores went (load generator, intake, workers, PostgreSQL). PostgreSQL backends come and
+    go; those alive at either reading are counted, so a backend that lived only in between is
+    missed (the app and workers keep their connections, so it is a small undercount)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.before: dict[str, dict[int, float]] = {}
+        self.spent: dict[str, float] = {}
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> None:
+        after = self._read()
+        self.spent = {
+            name: sum(after[name].get(pid, 0.0) - self.before[name].get(pid, 0.0) for pid in after[name])
+            for name in self.groups
+        }
+
+
 def ceiling_app() -> Litestar:
     """A Litestar app with one endpoint that verifies the signature and answers 200: the most
     an intake on this stack could do without storing anything."""
@@ -373,6 +419,11 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
             engine = create_engine(url)
             wait_started(logs)  # the clock measures processing, not the workers' start-up
             time.sleep(0.2)
+            meter = CpuMeter({
+                "load generator": lambda: [os.getpid()], "app (intake)": lambda: [app.pid],
+                "workers": lambda: [p.pid for p in processes[1:]], "PostgreSQL": postgres_pids,
+            })  # fmt: skip
+            meter.start()
             began = time.perf_counter()
             load = asyncio.run(closed_loop(port, signed, E2E_SENDERS, "/webhooks/stripe"))
             while finished(engine) < len(bodies):
@@ -380,6 +431,7 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
                     raise AssertionError(f"only {finished(engine)} of {len(bodies)} events finished in 10 minutes")
                 time.sleep(0.05)  # each look is a count over the inbox: keep it off the measured cores
             seconds = time.perf_counter() - began
+            meter.stop()
         finally:
             stop(processes)
         books = check_books(engine, paid, len(bodies))
@@ -390,6 +442,7 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
         "kind": kind, "workers": workers, "events": len(bodies), "payments": paid, "seconds": seconds,
         "events_per_s": len(bodies) / seconds, "payments_per_s": paid / seconds, "intake_per_s": load.rate,
         "intake_p50": load.percentile(50), "intake_p99": load.percentile(99), "books": books,
+        "cpu_ms_per_event": {name: spent * 1000 / len(bodies) for name, spent in meter.spent.items() if spent},
     }  # fmt: skip
 
 
@@ -456,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for kind in kinds:
         result = end_to_end(kind, work, payments, workers=0 if kind == "sqlite" else 2)
         print(f"  {kind}: {result['books']}")
+        cpu = result["cpu_ms_per_event"]
+        print(f"  {kind}: CPU ms per event: " + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+              + f"; total {sum(cpu.values()):.2f} (2 cores give {2000 / result['events_per_s']:.2f} at this rate)")
         e2e_rows.append(result)
     print("\n1. end to end: signed delivery → verified → stored → applied → posted "
           f"({E2E_SENDERS} senders, 4 events per payment)")  # fmt: skip
