@@ -104,8 +104,20 @@ def parse(payload: bytes | Mapping[str, Any]) -> ParsedEvent | None:
     )
 
 
-def _insert(conn: Connection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(webhook_events)
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_new(conn: Connection) -> Any:
+    """``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING event_id`` for ``conn``'s dialect,
+    built once per dialect (building it each time cost about 50 µs of a one-event batch's 0.6 ms)."""
+    name = conn.dialect.name
+    statement = _INSERTS.get(name)
+    if statement is None:
+        insert = (postgresql if name == "postgresql" else sqlite).insert(webhook_events)
+        statement = _INSERTS[name] = (
+            insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(webhook_events.c.event_id)
+        )
+    return statement
 
 
 def _row(payload: bytes, now: datetime, source: str) -> tuple[dict[str, Any], ParsedEvent | None]:
@@ -159,8 +171,7 @@ def store_many(
         first.setdefault(values["event_id"], values)
     inserted: set[str] = set()
     if first:
-        statement = _insert(conn).on_conflict_do_nothing(index_elements=["event_id"]).returning(webhook_events.c.event_id)
-        inserted = set(conn.execute(statement, list(first.values())).scalars())
+        inserted = set(conn.execute(_insert_new(conn), list(first.values())).scalars())
     results = []
     for values, parsed in rows:
         key = values["event_id"]
