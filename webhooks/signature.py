@@ -18,7 +18,8 @@ import hmac
 import time
 from collections.abc import Sequence
 
-import stripe
+# Bound once: the SDK resolves its top-level names lazily, through an import, on every access.
+from stripe import SignatureVerificationError, WebhookSignature
 
 from webhooks.errors import (
     NotConfigured,
@@ -87,8 +88,8 @@ def verify(
             try:
                 # tolerance=None: the SDK checks the signature only; the window is checked below,
                 # in both directions (the SDK lets a timestamp from the future through).
-                stripe.WebhookSignature.verify_header(text, header, secret, tolerance=None)
-            except stripe.SignatureVerificationError:
+                WebhookSignature.verify_header(text, header, secret, tolerance=None)
+            except SignatureVerificationError:
                 continue
             matched = secret
             break
