@@ -421,41 +421,42 @@ class Processor:
     def _run_batch(self, conn: Connection, claims: list[Claim]) -> None:
         """Triage the batch, apply what is left one event at a time, then triage what the
         triage wanted to see again and apply what is still left (see the module docstring)."""
-        rest, again = self._triage(conn, claims, second_look=True)
-        for claim, event in rest:
-            self._process(conn, claim, event)
-        if again:
-            rest, _ = self._triage(conn, again, second_look=False)
-            for claim, event in rest:
-                self._process(conn, claim, event)
-
-    def _triage(
-        self, conn: Connection, claims: list[Claim], *, second_look: bool
-    ) -> tuple[list[tuple[Claim, InboxEvent | None]], list[Claim]]:
-        """Record the outcomes the triage can decide for ``claims`` in one transaction; returns
-        the events left to apply one by one (with their parsed payload when it parsed) and,
-        when ``second_look``, those the triage wants to see again after them."""
-        decided: dict[int, Outcome] = {}
         events: dict[int, InboxEvent] = {}
         for claim in claims:
-            outcome = self._unhandled(claim)
-            if outcome is not None:
-                decided[claim.id] = outcome
-                continue
-            try:
-                events[claim.id] = self._event(claim)
-            except Exception:  # noqa: BLE001 — an unreadable payload fails in its own processing
-                continue
+            if self._unhandled(claim) is None:
+                try:
+                    events[claim.id] = self._event(claim)
+                except Exception:  # noqa: BLE001 — an unreadable payload fails in its own processing
+                    pass
+        rest, again = self._triage(conn, claims, events, second_look=True)
+        for claim in rest:
+            self._process(conn, claim, events.get(claim.id))
+        if again:
+            rest, _ = self._triage(conn, again, events, second_look=False)
+            for claim in rest:
+                self._process(conn, claim, events.get(claim.id))
+
+    def _triage(
+        self, conn: Connection, claims: list[Claim], events: dict[int, InboxEvent], *, second_look: bool
+    ) -> tuple[list[Claim], list[Claim]]:
+        """Record in one transaction the outcomes the triage can decide for ``claims`` (whose
+        payloads, where they parsed, are in ``events``); returns the events left to apply one
+        by one and, when ``second_look``, those the triage wants to see again after them. A
+        lone event goes straight to its handler: triaging it would cost as much or more."""
         triage = self.registry.triage
-        if not decided and (triage is None or not events):
-            return [(claim, events.get(claim.id)) for claim in claims], []
+        if len(claims) < 2:
+            return claims, []
+        unhandled = {claim.id: outcome for claim in claims if (outcome := self._unhandled(claim)) is not None}
+        batch = [events[claim.id] for claim in claims if claim.id in events]
+        if not unhandled and (triage is None or not batch):
+            return claims, []
 
         def work(c: Connection) -> Triage:
-            found = triage(c, list(events.values())) if triage is not None and events else Triage()
-            outcomes = {**decided, **found.decided}
+            found = triage(c, batch) if triage is not None and batch else Triage()
             for event_id, outcome in found.decided.items():
                 if outcome.kind is OutcomeKind.APPLIED or event_id not in events:
                     raise ValueError(f"a triage may only skip or ignore events of its batch ({outcome})")
+            outcomes = {**unhandled, **found.decided}
             now = self.now()
             values = [self._done_values(claim, outcomes[claim.id], now) for claim in claims if claim.id in outcomes]
             if values and c.execute(_DONE, values).rowcount != len(values):
@@ -472,9 +473,9 @@ class Processor:
         for outcome in result.decided.values():
             self.counts[outcome.kind.value] += 1
         left = [claim for claim in claims if claim.id not in result.decided]
-        again = [claim for claim in left if second_look and claim.id in result.again]
-        rest = [(claim, events.get(claim.id)) for claim in left if claim not in again]
-        return rest, again
+        if not second_look:
+            return left, []
+        return [c for c in left if c.id not in result.again], [c for c in left if c.id in result.again]
 
     def drain(self, *, max_batches: int | None = None) -> int:
         """Process until nothing is due (or ``max_batches`` batches); returns events claimed."""
