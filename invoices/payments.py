@@ -108,10 +108,13 @@ def _applied(conn: Connection, invoice: Invoice, reference: str) -> bool:
     return _applied_row(conn, invoice, reference) is not None
 
 
+_LOCK_BY_PUBLIC_ID = sa.select(invoices).where(invoices.c.public_id == sa.bindparam("public_id")).with_for_update()
+
+
 def lock_invoice(conn: Connection, public_id: str) -> Invoice:
     """The invoice a payment token names, its row locked for update (cancelled ones included:
     the caller decides what a payment for a cancelled invoice becomes)."""
-    row = conn.execute(sa.select(invoices).where(invoices.c.public_id == public_id).with_for_update()).first()
+    row = conn.execute(_LOCK_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if row is None:
         raise InvoiceNotFound("no invoice with this public id")
     return to_invoice(row)

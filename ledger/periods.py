@@ -22,8 +22,11 @@ class PeriodClose:
     head_hash: str
 
 
+_CLOSED_THROUGH = sa.select(chain_head.c.closed_through).where(chain_head.c.id == 1)  # built once
+
+
 def closed_through(conn: Connection) -> date | None:
-    return conn.scalar(sa.select(chain_head.c.closed_through).where(chain_head.c.id == 1))
+    return conn.execute(_CLOSED_THROUGH).scalar()
 
 
 def close_day(conn: Connection, business_date: date, *, closed_by: str) -> PeriodClose:

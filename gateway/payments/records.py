@@ -7,6 +7,8 @@ based on a stale read fails instead of overwriting.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import secrets
 from collections.abc import Sequence
@@ -196,14 +198,27 @@ def stale_attempts(conn: Connection, now: datetime, limit: int = 100) -> list[At
     return [to_attempt(row) for row in rows]
 
 
+@functools.cache
+def _write_statement(columns: frozenset[str]) -> sa.Update:
+    """The compare-and-set update of these columns, built once per set of columns (bind names
+    are prefixed: Core reserves column names in SET clauses)."""
+    return (
+        attempts.update()
+        .where(attempts.c.id == sa.bindparam("w_id"), attempts.c.version == sa.bindparam("w_version"))
+        .values(
+            version=sa.bindparam("w_version") + 1,
+            updated_at=sa.bindparam("w_updated_at"),
+            **{name: sa.bindparam(f"w_{name}") for name in columns},
+        )
+    )
+
+
 def write_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values: Any) -> None:
     """Write ``values`` to an attempt read in this transaction (compare-and-set on version:
     the row is at ``attempt.version + 1`` afterwards)."""
-    result = conn.execute(
-        attempts.update()
-        .where(attempts.c.id == attempt.id, attempts.c.version == attempt.version)
-        .values(version=attempt.version + 1, updated_at=now, **values)
-    )
+    params = {f"w_{name}": value for name, value in values.items()}
+    params.update(w_id=attempt.id, w_version=attempt.version, w_updated_at=now)
+    result = conn.execute(_write_statement(frozenset(values)), params)
     if result.rowcount != 1:
         raise PaymentConflict("the payment changed meanwhile; try again", attempt=attempt.public_id)
 
