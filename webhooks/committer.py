@@ -8,10 +8,18 @@ nothing waits for anything.
 
 A batch that fails (the database is down) fails every delivery in it; each then answers 5xx and
 the provider delivers again later. Storing is idempotent, so nothing is lost or doubled either way.
+
+The writer keeps one connection between batches (a pool checkout, on PostgreSQL with its liveness
+ping, cost about 0.2 ms of a one-event batch's 0.8 ms of CPU); after a failure it takes a fresh
+one, and a batch that failed only because the kept connection had died (the server restarted, an
+idle timeout) is tried once more on a fresh one, as the pool's ping would have spared it.
+Deliveries submitted from an event loop (:meth:`GroupCommitter.store`) are answered with one call
+into their loop per batch instead of a thread-safe future and a hop back each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -20,6 +28,7 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from ledger.clock import utc_now
 from ledger.db import run_transaction
@@ -30,6 +39,9 @@ log = logging.getLogger("nofu.webhooks")
 
 DEFAULT_MAX_BATCH = 256
 _STOP = object()
+
+# A delivery waits on a thread's future (``submit``) or on an event loop's (``store``).
+Waiter = Future[Stored] | asyncio.Future[Stored]
 
 
 class GroupCommitter:
@@ -52,6 +64,7 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # the writer thread's, kept between batches
         self.batches = 0
         self.stored = 0
 
@@ -75,7 +88,20 @@ class GroupCommitter:
         self._queue.put((payload, future))
         return future
 
+    async def store(self, payload: bytes) -> Stored:
+        """The same from an event loop: returns once the body is committed (raises if it failed)."""
+        self.start()
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.put((payload, future))
+        return await future
+
     def _run(self) -> None:
+        try:
+            self._batches()
+        finally:
+            self._close()
+
+    def _batches(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -92,21 +118,71 @@ class GroupCommitter:
                 batch.append(item)
             self._commit(batch)  # type: ignore[arg-type]
 
-    def _commit(self, batch: list[tuple[bytes, Future[Stored]]]) -> None:
+    def _commit(self, batch: list[tuple[bytes, Waiter]]) -> None:
+        payloads = [payload for payload, _ in batch]
+
         def work(conn: Connection) -> list[Stored]:
-            return store_many(conn, [payload for payload, _ in batch], now=self.clock())
+            return store_many(conn, payloads, now=self.clock())
 
         try:
             with one_writer(self.engine):
-                results = run_transaction(self.engine, work)
+                try:
+                    results = run_transaction(self._connection(), work)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                    self._close()  # the kept connection had died: once more on a fresh one
+                    results = run_transaction(self._connection(), work)
         except BaseException as exc:  # every delivery in the batch answers 5xx and is re-sent
             log.exception("webhook intake batch of %d failed", len(batch))
-            for _, future in batch:
-                future.set_exception(exc)
+            self._close()
+            _answer([(waiter, None) for _, waiter in batch], exc)
             return
         self.batches += 1
         self.stored += len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        _answer([(waiter, result) for (_, waiter), result in zip(batch, results, strict=True)], None)
         if self.on_stored is not None and any(not r.duplicate and not r.poison for r in results):
             self.on_stored()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: the pool discards it
+                log.debug("closing the intake's connection failed", exc_info=True)
+
+
+def _answer(answers: list[tuple[Waiter, Stored | None]], error: BaseException | None) -> None:
+    """Resolve each waiter with its result (or ``error``): thread futures here, event loop futures
+    with one call into each loop. A waiter whose request was cancelled meanwhile is skipped: its
+    event is stored (or not) all the same."""
+    loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | None]]] = {}
+    for waiter, result in answers:
+        if isinstance(waiter, asyncio.Future):
+            loops.setdefault(waiter.get_loop(), []).append((waiter, result))
+        elif waiter.set_running_or_notify_cancel():
+            if error is None:
+                waiter.set_result(result)  # type: ignore[arg-type]
+            else:
+                waiter.set_exception(error)
+    for loop, waiting in loops.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, waiting, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve(waiting: list[tuple[asyncio.Future[Stored], Stored | None]], error: BaseException | None) -> None:
+    for future, result in waiting:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)  # type: ignore[arg-type]
+        else:
+            future.set_exception(error)

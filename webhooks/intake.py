@@ -90,5 +90,5 @@ class Intake:
         it waits for the commit."""
         self.verify(payload, signature, content_type)
         if self.committer is not None:
-            return await asyncio.wrap_future(self.committer.submit(payload))
+            return await self.committer.store(payload)
         return await asyncio.to_thread(self.receive, payload, signature, content_type)

@@ -194,3 +194,82 @@ def test_a_failed_batch_fails_every_delivery_in_it(engine: Engine) -> None:
     finally:
         committer.stop()
     assert rows(engine) == []
+
+
+def test_deliveries_from_an_event_loop_are_answered_after_their_batch_commits(engine: Engine) -> None:
+    import asyncio
+
+    from webhooks.committer import GroupCommitter
+
+    committer = GroupCommitter(engine)
+    intake = Intake(engine, [SECRET], committer=committer)
+    bodies = [body_of(event()) for _ in range(40)]
+
+    async def deliver_all() -> list:
+        return await asyncio.gather(*(intake.receive_async(b, sign(b), JSON) for b in bodies + bodies[:5]))
+
+    try:
+        results = asyncio.run(deliver_all())
+    finally:
+        committer.stop()
+    assert [r.event_id for r in results] == [json.loads(b)["id"] for b in bodies + bodies[:5]]
+    assert sum(not r.duplicate for r in results) == 40 and all(r.duplicate for r in results[40:])
+    assert len(rows(engine)) == 40 and committer.batches < 45
+
+
+def test_a_delivery_given_up_while_its_batch_commits_does_not_stop_the_committer(engine: Engine) -> None:
+    """A request cancelled (or a future abandoned) while its batch is being stored: the event is
+    stored all the same, and the next deliveries are still stored and answered."""
+    import asyncio
+    import threading
+
+    from webhooks.committer import GroupCommitter
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_clock():  # called inside the batch's transaction
+        entered.set()
+        release.wait(10)
+        return utc_now()
+
+    committer = GroupCommitter(engine, clock=slow_clock)
+    first, second, third = (body_of(event()) for _ in range(3))
+
+    async def cancel_one() -> None:
+        task = asyncio.ensure_future(committer.store(first))
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+        abandoned = committer.submit(second)  # queued behind the batch in progress
+        assert abandoned.cancel()
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(cancel_one())
+        assert not committer.submit(third).result(10).duplicate
+    finally:
+        release.set()
+        committer.stop()
+    assert {r.event_id for r in rows(engine)} == {json.loads(b)["id"] for b in (first, second, third)}
+
+
+def test_the_committer_replaces_a_connection_the_server_dropped(pg_engine: Engine) -> None:
+    """The writer keeps its connection between batches; when PostgreSQL has dropped it (a restart,
+    an idle timeout), the next batch is stored on a fresh one instead of failing."""
+    from webhooks.committer import GroupCommitter
+
+    committer = GroupCommitter(pg_engine)
+    before, after = body_of(event()), body_of(event())
+    try:
+        assert not committer.submit(before).result(10).duplicate
+        with pg_engine.connect() as admin:
+            dropped = admin.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            ).scalars().all()  # fmt: skip
+        assert dropped == [True]  # the committer's kept connection
+        assert not committer.submit(after).result(10).duplicate
+    finally:
+        committer.stop()
+    assert len(rows(pg_engine)) == 2
