@@ -1,6 +1,7 @@
 """Webhooks over HTTP: the provider's intake and the staff API for the inbox.
 
-    POST /webhooks/stripe                         Stripe's deliveries (signed, no staff token)
+    POST /webhooks/stripe                         Stripe's deliveries (signed, no staff token; a
+                                                  plain ASGI route, so not in the OpenAPI schema)
     GET  /api/v1/webhooks/events?state=…          list stored events (payments:read)
     GET  /api/v1/webhooks/events/{id}             one event with its raw payload (payments:read)
     GET  /api/v1/webhooks/stats                   how many events are in each state (payments:read)
@@ -14,12 +15,14 @@ once the event is durably stored — before any work is done — with ``{"receiv
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, Litestar, Request, asgi, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException
+from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.types import Receive, Scope, Send
 
 from gateway.audit import record as audit
 from gateway.auth import StaffIdentity, require
@@ -28,8 +31,6 @@ from gateway.webhook_handlers import WebhookRuntime
 from ledger.clock import utc_now
 from ledger.db import read_transaction, run_transaction
 from webhooks import (
-    MAX_BODY_BYTES,
-    PayloadTooLarge,
     StoredEvent,
     get_event,
     list_events,
@@ -40,37 +41,79 @@ from webhooks.intake import check_content_type, check_size
 
 
 def runtime_of(request: Request[Any, Any, Any]) -> WebhookRuntime:
-    runtime = request.app.state.webhooks
+    return _runtime(request.app)
+
+
+def _runtime(app: Litestar) -> WebhookRuntime:
+    runtime = app.state.webhooks
     assert isinstance(runtime, WebhookRuntime)
     return runtime
 
 
-@post(
-    "/webhooks/stripe",
-    status_code=200,
-    tags=["webhooks"],
-    request_max_body_size=MAX_BODY_BYTES,
-    summary="Stripe webhook deliveries",
-)
-async def stripe_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """Verify ``Stripe-Signature`` over the raw body, store the event, answer 200."""
-    intake = runtime_of(request).intake
-    content_type = request.headers.get("content-type")
+_JSON: Final = (b"content-type", b"application/json")
+_OPTIONS: Final = [(b"allow", b"OPTIONS, POST")]
+_NOT_ALLOWED: Final = {"Allow": "POST, OPTIONS"}
+
+
+@asgi("/webhooks/stripe", copy_scope=False)
+async def stripe_webhook(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST``: verify ``Stripe-Signature`` over the raw body, store the event, answer 200.
+
+    A plain ASGI handler: on the busiest route, Litestar's request and response machinery (the
+    handler's parameters, ``Request``, header containers, ``Response``) cost about 110 µs of CPU
+    a delivery, three times the signature check. It still runs inside the app: refusals are
+    raised and become problem details in the app's exception handlers, and ``gateway.security``
+    adds the security headers. Other methods are answered as Litestar answers them for a
+    ``POST`` route (``OPTIONS`` 204, else 405).
+    """
+    if scope["type"] != "http":
+        raise ClientException()  # a websocket: what Litestar answers for an HTTP-only route
+    method = scope["method"]
+    if method != "POST":
+        if method != "OPTIONS":
+            raise MethodNotAllowedException(headers=_NOT_ALLOWED)
+        await send({"type": "http.response.start", "status": 204, "headers": _OPTIONS})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    intake = _runtime(scope["litestar_app"]).intake
+    headers = dict(reversed(scope["headers"]))  # the first of a repeated name, as ``Headers.get``
+    content_type = _text(headers.get(b"content-type"))
     check_content_type(content_type)
-    declared = request.headers.get("content-length")
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit():
         check_size(int(declared), intake.max_bytes)
-    try:
-        body = await request.body()
-    except HTTPException as exc:
-        if exc.status_code == 413:
-            raise PayloadTooLarge(f"the body is larger than {intake.max_bytes} bytes", max_bytes=intake.max_bytes) from None
-        raise
-    stored = await intake.receive_async(body, request.headers.get("stripe-signature"), content_type)
-    return Response(
-        {"received": True, "event_id": stored.event_id, "duplicate": stored.duplicate, "poison": stored.poison},
-        status_code=200,
+    body = await _read_body(receive, intake.max_bytes)
+    if body is None:
+        return  # the sender went away: nothing stored, nobody to answer
+    stored = await intake.receive_async(body, _text(headers.get(b"stripe-signature")), content_type)
+    content = msgspec.json.encode(
+        {"received": True, "event_id": stored.event_id, "duplicate": stored.duplicate, "poison": stored.poison}
     )
+    answer = [_JSON, (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": answer})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole body, refused (``webhook.payload_too_large``) as soon as it grows past
+    ``max_bytes`` — a chunked body has no ``Content-Length`` to check first, and a declared one
+    may be wrong. None if the sender disconnected first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        check_size(size, max_bytes)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class WebhookController(Controller):

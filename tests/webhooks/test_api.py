@@ -55,11 +55,19 @@ def drain(client: TestClient) -> None:
     client.app.state.webhooks.processor.drain()
 
 
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
 def test_a_delivery_is_acknowledged_once_stored(client: TestClient) -> None:
     evt = event("payout.paid", {"id": "po_1", "object": "payout"})
     answer = deliver(client, body_of(evt))
     assert answer.status_code == 200  # type: ignore[attr-defined]
-    assert answer.json() == {"received": True, "event_id": evt["id"], "duplicate": False, "poison": False}  # type: ignore[attr-defined]
+    assert answer.content == (  # type: ignore[attr-defined]
+        b'{"received":true,"event_id":"%s","duplicate":false,"poison":false}' % evt["id"].encode()
+    )
+    assert answer.headers["content-type"] == "application/json"  # type: ignore[attr-defined]
+    assert int(answer.headers["content-length"]) == len(answer.content)  # type: ignore[attr-defined]
+    assert all(name in answer.headers for name in SECURITY_HEADERS)  # type: ignore[attr-defined]
     again = deliver(client, body_of(evt), OLD_SECRET)  # signed with the secret being rotated out
     assert again.json()["duplicate"] is True  # type: ignore[attr-defined]
     engine = client.app.state.services.engine
@@ -83,6 +91,8 @@ def test_refusals_are_problem_details_and_store_nothing(
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["code"] == code
+    assert answer.json()["instance"] == "/webhooks/stripe" and "Traceback" not in answer.text
+    assert all(name in answer.headers for name in SECURITY_HEADERS)
     assert rows(client.app.state.services.engine) == []
 
 
@@ -100,6 +110,79 @@ def test_an_oversize_body_is_refused_with_413(client: TestClient) -> None:
     big = b'{"id": "evt_big", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     answer = client.post("/webhooks/stripe", content=big, headers={**JSON, "Stripe-Signature": "t=1,v1=00"})
     assert (answer.status_code, answer.json()["code"]) == (413, "webhook.payload_too_large")
+    assert rows(client.app.state.services.engine) == []
+
+
+def test_a_chunked_oversize_body_is_refused_with_413(client: TestClient) -> None:
+    """No Content-Length to check first: the body is refused once the bytes read pass the limit."""
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            yield b"x" * (MAX_BODY_BYTES // 4)
+
+    answer = client.post("/webhooks/stripe", content=chunks(), headers={**JSON, "Stripe-Signature": "t=1,v1=00"})
+    assert "content-length" not in answer.request.headers and answer.request.headers["transfer-encoding"] == "chunked"
+    assert (answer.status_code, answer.json()["code"]) == (413, "webhook.payload_too_large")
+    assert answer.json()["max_bytes"] == MAX_BODY_BYTES
+    assert all(name in answer.headers for name in SECURITY_HEADERS)
+    assert rows(client.app.state.services.engine) == []
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(client: TestClient) -> None:
+    body = body_of(event())
+    answer = client.post("/webhooks/stripe", content=body,
+                         headers={**JSON, "Stripe-Signature": sign(body), "Content-Length": str(MAX_BODY_BYTES + 1)})  # fmt: skip
+    assert (answer.status_code, answer.json()["code"]) == (413, "webhook.payload_too_large")
+    assert rows(client.app.state.services.engine) == []
+
+
+def test_the_content_type_is_checked_before_the_size(client: TestClient) -> None:
+    answer = client.post("/webhooks/stripe", content=b"x" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "text/plain"})
+    assert (answer.status_code, answer.json()["code"]) == (415, "webhook.unsupported_media_type")
+
+
+def test_a_body_sent_in_chunks_is_verified_and_stored_byte_for_byte(client: TestClient) -> None:
+    body = body_of(event("payout.paid"))
+    pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+    answer = client.post("/webhooks/stripe", content=iter(pieces), headers={**JSON, "Stripe-Signature": sign(body)})
+    assert answer.status_code == 200 and answer.json()["event_id"] == json.loads(body)["id"]
+    assert [bytes(r.payload) for r in rows(client.app.state.services.engine)] == [body]
+
+
+def test_other_methods_are_answered_as_for_a_post_route(client: TestClient) -> None:
+    for method in ("GET", "HEAD", "PUT", "DELETE"):
+        answer = client.request(method, "/webhooks/stripe")
+        assert (answer.status_code, answer.headers["allow"]) == (405, "POST, OPTIONS")
+        if method != "HEAD":
+            assert answer.json()["code"] == "http.method_not_allowed"
+    options = client.options("/webhooks/stripe")
+    assert (options.status_code, options.headers["allow"], options.content) == (204, "OPTIONS, POST", b"")
+
+
+def test_a_sender_that_goes_away_mid_body_gets_no_answer_and_nothing_is_stored(client: TestClient) -> None:
+    import asyncio
+
+    body = body_of(event())
+    messages = iter([
+        {"type": "http.request", "body": body[:50], "more_body": True},
+        {"type": "http.disconnect"},
+    ])  # fmt: skip
+    sent: list[object] = []
+
+    async def receive() -> object:
+        return next(messages)
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/webhooks/stripe", "raw_path": b"/webhooks/stripe", "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                    (b"stripe-signature", sign(body).encode()), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }  # fmt: skip
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent == []
     assert rows(client.app.state.services.engine) == []
 
 
