@@ -326,14 +326,15 @@ class WebhookDispatcher:
             ]
             self._state.log.extend(attempts)
         try:
-            for job in chosen:
-                copies = [job, replace(job, copy=1)] if job.event_id in set(duplicate) else [job]
-                for one in copies:
-                    attempt = self._send(one, state)
-                    attempts.append(attempt)
-                    if attempt.outcome == "failed" and one.copy == 0:
-                        with self._cond:
-                            state.queued.append(replace(one, attempt=one.attempt + 1))
+            with self._new_client() as client:
+                for job in chosen:
+                    copies = [job, replace(job, copy=1)] if job.event_id in set(duplicate) else [job]
+                    for one in copies:
+                        attempt = self._send(one, state, client)
+                        attempts.append(attempt)
+                        if attempt.outcome == "failed" and one.copy == 0:
+                            with self._cond:
+                                state.queued.append(replace(one, attempt=one.attempt + 1))
         finally:
             with self._cond:
                 state.in_flight -= 1
@@ -347,7 +348,16 @@ class WebhookDispatcher:
             self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
             self._thread.start()
 
+    def _new_client(self) -> httpx.Client:
+        """A keep-alive client for one sender (the worker thread, or one flush): a client per
+        delivery would cost a TCP connect and an SSL context each time (tens of ms)."""
+        return httpx.Client(timeout=self._timeout)
+
     def _run(self) -> None:
+        with self._new_client() as client:
+            self._work(client)
+
+    def _work(self, client: httpx.Client) -> None:
         while True:
             with self._cond:
                 job = self._next_due_job()
@@ -356,7 +366,7 @@ class WebhookDispatcher:
                 state = self._state  # a reset() meanwhile must not see this job's outcome
                 state.in_flight += 1
             try:
-                attempt = self._send(job, state)
+                attempt = self._send(job, state, client)
                 with self._cond:
                     if attempt.outcome == "failed" and state is self._state:
                         self._push(replace(job, attempt=job.attempt + 1), self._retry_delays[job.attempt - 1])
@@ -387,7 +397,7 @@ class WebhookDispatcher:
             self._push(held.job, 0.0)
         self._state.held.clear()
 
-    def _send(self, job: _Job, state: _State) -> DeliveryAttempt:
+    def _send(self, job: _Job, state: _State, client: httpx.Client) -> DeliveryAttempt:
         """One POST to the endpoint; decides delivered / failed / abandoned."""
         with self._cond:
             url, secret = self._endpoint.url, self._endpoint.secret
@@ -406,8 +416,7 @@ class WebhookDispatcher:
                 "Cache-Control": "no-cache",
             }
             try:
-                with httpx.Client(timeout=self._timeout) as client:
-                    status = client.post(url, content=payload, headers=headers).status_code
+                status = client.post(url, content=payload, headers=headers).status_code
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
         delivered = status is not None and 200 <= status < 300
