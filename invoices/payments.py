@@ -224,13 +224,16 @@ def _record(
         lines.append(Line.credit(LATE_FEE_ACCOUNT, late_fee))
     label = f"収納 {entry.name_ja} ¥{amount:,}" + (f" 延滞金 ¥{late_fee:,}" if late_fee else "")
     now = utc_now()
-    posted = post(conn, change_entry(invoice, "payment", label, lines, effective_date or ctx.today()), now=now)
     paid = invoice.amount_paid + amount
     status = status_for(invoice.amount, paid)
     version = invoice.version + 1
+    # The invoice row (locked by the caller) is written before the posting: the posting takes the
+    # ledger's chain head, which every writer of the books queues on until this commit, so what
+    # does not need the entry's id is not done while holding it.
     conn.execute(
         _WRITE_PAID, {"invoice_id": invoice.id, "paid": paid, "status": status.value, "version": version, "now": now}
     )
+    posted = post(conn, change_entry(invoice, "payment", label, lines, effective_date or ctx.today()), now=now)
     conn.execute(
         _INSERT_CHANGE,
         {
