@@ -17,6 +17,12 @@ decides inside the event's transaction:
 - an event for a payment nofu does not know yet waits (``NotYet``) and is retried;
 - a PaymentIntent that is not nofu's (no ``attempt_id`` in its metadata) is ``ignored``.
 
+Those decisions (``_no_change``) are also made for a whole claimed batch at once by
+``PaymentEvents.triage``, which the processor runs before the handlers: one read of the batch's
+attempts instead of a transaction per event for the events that change nothing (most of them: of
+a card payment's four events, one records the money). The handler and the triage share the
+decision, so an event comes out the same whichever path decides it.
+
 ``charge.*`` events map to their PaymentIntent. A captured, succeeded charge proves the payment
 succeeded and settles it (with the charge's time as the payment time); a failed charge is a case
 of doubt — the resident may have paid with another card meanwhile — so the processor asks the

@@ -454,7 +454,7 @@ class Processor:
         def work(c: Connection) -> Triage:
             found = triage(c, batch) if triage is not None and batch else Triage()
             for event_id, outcome in found.decided.items():
-                if outcome.kind is OutcomeKind.APPLIED or event_id not in events:
+                if outcome.kind is OutcomeKind.APPLIED or all(event.id != event_id for event in batch):
                     raise ValueError(f"a triage may only skip or ignore events of its batch ({outcome})")
             outcomes = {**unhandled, **found.decided}
             now = self.now()
