@@ -76,7 +76,7 @@ def measure(kind: str, work: Path, requests: int, rate: float | None, senders: i
     """One run on a fresh database."""
     url = fresh_database(kind, work)
     env = app_env(url, "http://127.0.0.1:9", work, in_process=False)
-    server, port = start_server("gateway.app:create_app", env, work / f"intake-cpu-{kind}.log")
+    server, port = start_server("gateway.app:serve_app", env, work / f"intake-cpu-{kind}.log")
     try:
         stamp = int(time.time())
 

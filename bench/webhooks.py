@@ -7,8 +7,8 @@ minute; ``--sqlite-only`` skips PostgreSQL). It prints, in one run:
    way Stripe.js does, so nofu learns of it only from the events), then every event the sandbox
    recorded — ``payment_intent.created``, ``charge.succeeded``, ``payment_intent.succeeded``,
    ``charge.updated``: four per payment, one of which records the money — is POSTed, freshly
-   signed, to ``/webhooks/stripe`` of the real app (uvicorn, one process) by 32 concurrent
-   senders, oldest first. The clock stops when the last event is finished in the inbox. SQLite:
+   signed, to ``/webhooks/stripe`` of the real app (uvicorn, one process, started as ``nofu serve``
+   starts it) by 32 concurrent senders, oldest first. The clock stops when the last event is finished in the inbox. SQLite:
    the app's own processor thread (one process). PostgreSQL: the app only stores, two
    ``nofu worker`` processes apply. Figures: events finished per second, payments posted per
    second; afterwards the books are checked (one receipt per payment, nothing dead, the ledger
@@ -57,6 +57,7 @@ from bench._common import (
     recreate_sqlite,
     table,
 )
+from gateway.heap import freeze_heap
 from webhooks.signature import verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,7 +294,7 @@ def ceiling_app() -> Litestar:
         verify(body, request.headers.get("stripe-signature"), secrets)
         return Response({"received": True})
 
-    return Litestar(route_handlers=[receive])
+    return Litestar(route_handlers=[receive], on_startup=[freeze_heap])  # as nofu's app: gateway.app.serve_app
 
 
 # --- scenarios ----------------------------------------------------------------------------------
@@ -411,7 +412,7 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
         signed = [(body, sign(body, stamp)) for body in bodies]
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            app, port = start_server("gateway.app:create_app", env, work / f"e2e-{kind}-app.log")
+            app, port = start_server("gateway.app:serve_app", env, work / f"e2e-{kind}-app.log")
             processes.append(app)
             logs = [work / f"e2e-{kind}-worker{n}.log" for n in range(workers)]
             for n, log in enumerate(logs):
@@ -470,7 +471,7 @@ def intake(kind: str | None, work: Path, requests: int, rates: Sequence[float]) 
     else:
         url = fresh_database(kind, work, "intake")
         env = app_env(url, "http://127.0.0.1:9", work, in_process=False)
-        server, port = start_server("gateway.app:create_app", env, work / f"intake-{kind}.log")
+        server, port = start_server("gateway.app:serve_app", env, work / f"intake-{kind}.log")
     try:
         stamp = int(time.time())
         closed = asyncio.run(closed_loop(port, synthetic_events(requests, stamp), INTAKE_SENDERS, "/webhooks/stripe"))

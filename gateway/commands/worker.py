@@ -17,6 +17,7 @@ import threading
 from datetime import timedelta
 
 from gateway.commands import common
+from gateway.heap import freeze_heap
 from gateway.services import build_services
 from gateway.webhook_handlers import build_processor
 from webhooks.processor import DEFAULT_BATCH, DEFAULT_LEASE
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    freeze_heap()
     log.info("worker %s started", processor.worker_id)
     processor.run(stop, idle_seconds=args.idle)
     engine.dispose()
