@@ -156,6 +156,10 @@ _DONE_WITH_EFFECT = _DONE.where(
 ).values(effect_key=sa.bindparam("p_effect"))
 
 
+def _unhandled(event_type: str) -> Outcome:
+    return Outcome.ignored(f"nofu does not act on {event_type}")
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -334,9 +338,6 @@ class Processor:
             attempts=claim.attempts,
         )
 
-    def _unhandled(self, claim: Claim) -> Outcome | None:
-        event_type = claim.event_type or ""
-        return None if self.registry.handler_for(event_type) else Outcome.ignored(f"nofu does not act on {event_type}")
 
     def _done_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
         return {
@@ -345,11 +346,11 @@ class Processor:
         }  # fmt: skip
 
     def _apply(self, conn: Connection, claim: Claim, prepared: Any, steps: int, event: InboxEvent | None) -> str:
-        outcome = self._unhandled(claim)
-        if outcome is None:
-            event_type = claim.event_type or ""
-            handler = self.registry.handler_for(event_type)
-            assert handler is not None
+        event_type = claim.event_type or ""
+        handler = self.registry.handler_for(event_type)
+        if handler is None:
+            outcome = _unhandled(event_type)
+        else:
             event = (event or self._event(claim)).with_state(prepared, steps)
             outcome = handler(conn, event)
             if not isinstance(outcome, Outcome):
@@ -421,40 +422,51 @@ class Processor:
     def _run_batch(self, conn: Connection, claims: list[Claim]) -> None:
         """Triage the batch, apply what is left one event at a time, then triage what the
         triage wanted to see again and apply what is still left (see the module docstring)."""
+        unhandled: dict[int, Outcome] = {}
         events: dict[int, InboxEvent] = {}
         for claim in claims:
-            if self._unhandled(claim) is None:
-                try:
-                    events[claim.id] = self._event(claim)
-                except Exception:  # noqa: BLE001 — an unreadable payload fails in its own processing
-                    pass
-        rest, again = self._triage(conn, claims, events, second_look=True)
+            event_type = claim.event_type or ""
+            if self.registry.handler_for(event_type) is None:
+                unhandled[claim.id] = _unhandled(event_type)
+                continue
+            try:
+                events[claim.id] = self._event(claim)
+            except Exception:  # noqa: BLE001 — an unreadable payload fails in its own processing
+                pass
+        rest, again = self._triage(conn, claims, events, unhandled, second_look=True)
         for claim in rest:
             self._process(conn, claim, events.get(claim.id))
-        if again:
-            rest, _ = self._triage(conn, again, events, second_look=False)
+        if again:  # those the triage wanted again all have a handler: nothing unhandled among them
+            rest, _ = self._triage(conn, again, events, {}, second_look=False)
             for claim in rest:
                 self._process(conn, claim, events.get(claim.id))
 
     def _triage(
-        self, conn: Connection, claims: list[Claim], events: dict[int, InboxEvent], *, second_look: bool
+        self,
+        conn: Connection,
+        claims: list[Claim],
+        events: dict[int, InboxEvent],
+        unhandled: dict[int, Outcome],
+        *,
+        second_look: bool,
     ) -> tuple[list[Claim], list[Claim]]:
         """Record in one transaction the outcomes the triage can decide for ``claims`` (whose
-        payloads, where they parsed, are in ``events``); returns the events left to apply one
-        by one and, when ``second_look``, those the triage wants to see again after them. A
-        lone event goes straight to its handler: triaging it would cost as much or more."""
+        payloads, where they parsed, are in ``events``) and those of the ``unhandled`` ones;
+        returns the events left to apply one by one and, when ``second_look``, those the triage
+        wants to see again after them. A lone event goes straight to its handler: triaging it
+        would cost as much or more."""
         triage = self.registry.triage
         if len(claims) < 2:
             return claims, []
-        unhandled = {claim.id: outcome for claim in claims if (outcome := self._unhandled(claim)) is not None}
         batch = [events[claim.id] for claim in claims if claim.id in events]
         if not unhandled and (triage is None or not batch):
             return claims, []
+        batch_ids = {event.id for event in batch}
 
         def work(c: Connection) -> Triage:
             found = triage(c, batch) if triage is not None and batch else Triage()
             for event_id, outcome in found.decided.items():
-                if outcome.kind is OutcomeKind.APPLIED or all(event.id != event_id for event in batch):
+                if outcome.kind is OutcomeKind.APPLIED or event_id not in batch_ids:
                     raise ValueError(f"a triage may only skip or ignore events of its batch ({outcome})")
             outcomes = {**unhandled, **found.decided}
             now = self.now()
