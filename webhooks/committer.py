@@ -167,10 +167,7 @@ def _answer(answers: list[tuple[Waiter, Stored | None]], error: BaseException | 
         if isinstance(waiter, asyncio.Future):
             loops.setdefault(waiter.get_loop(), []).append((waiter, result))
         elif waiter.set_running_or_notify_cancel():
-            if error is None:
-                waiter.set_result(result)  # type: ignore[arg-type]
-            else:
-                waiter.set_exception(error)
+            _set(waiter, result, error)
     for loop, waiting in loops.items():
         try:
             loop.call_soon_threadsafe(_resolve, waiting, error)
@@ -180,9 +177,12 @@ def _answer(answers: list[tuple[Waiter, Stored | None]], error: BaseException | 
 
 def _resolve(waiting: list[tuple[asyncio.Future[Stored], Stored | None]], error: BaseException | None) -> None:
     for future, result in waiting:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(result)  # type: ignore[arg-type]
-        else:
-            future.set_exception(error)
+        if not future.done():
+            _set(future, result, error)
+
+
+def _set(waiter: Waiter, result: Stored | None, error: BaseException | None) -> None:
+    if error is None:
+        waiter.set_result(result)  # type: ignore[arg-type]
+    else:
+        waiter.set_exception(error)
