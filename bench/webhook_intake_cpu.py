@@ -10,8 +10,9 @@ connections, and reads the server process's utime + stime from ``/proc/<pid>/sta
 after. By default each sender posts its next delivery as soon as the last is answered (closed
 loop); ``--rate R`` offers R per second instead (open loop: the same load whatever the server's
 speed, so small group-commit batches). Prints CPU ms per delivery and the p50/p99 latency.
-Every delivery must be answered 200 and stored. Scratch databases: ``var/bench/intake-cpu.sqlite3``
-and PostgreSQL ``nofu_bench_intake_cpu`` (its own, so ``bench.webhooks`` may run meanwhile).
+Every delivery must be answered 200 and stored. Scratch databases:
+``var/bench/webhooks-intake-cpu.sqlite3`` and PostgreSQL ``nofu_bench_intake_cpu`` (its own, so
+``bench.webhooks`` may run meanwhile).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from bench._common import DEFAULT_WORKDIR, PG_SERVER_URL, drop_postgres, recreate_postgres, recreate_sqlite
+from bench._common import DEFAULT_WORKDIR, PG_SERVER_URL, drop_postgres
 from bench.webhooks import (
     LoadResult,
     app_env,
     closed_loop,
     cpu_seconds,
+    fresh_database,
     open_loop,
     start_server,
     stop,
@@ -40,17 +42,6 @@ from bench.webhooks import (
 PATH = "/webhooks/stripe"
 PG_DB = "nofu_bench_intake_cpu"
 WARM_UP = 200
-
-
-def fresh_database(kind: str, work: Path) -> str:
-    from gateway.bootstrap import prepare_database
-    from ledger.db import create_engine
-
-    url = recreate_sqlite(work / "intake-cpu.sqlite3") if kind == "sqlite" else recreate_postgres(PG_SERVER_URL, PG_DB)
-    engine = create_engine(url)
-    prepare_database(engine)
-    engine.dispose()
-    return url
 
 
 def stored_count(url: str) -> int:
@@ -74,7 +65,7 @@ class Run(NamedTuple):
 
 def measure(kind: str, work: Path, requests: int, rate: float | None, senders: int) -> Run:
     """One run on a fresh database."""
-    url = fresh_database(kind, work)
+    url = fresh_database(kind, work, "intake-cpu", PG_DB)
     env = app_env(url, "http://127.0.0.1:9", work, in_process=False)
     server, port = start_server("gateway.app:serve_app", env, work / f"intake-cpu-{kind}.log")
     try:

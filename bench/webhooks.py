@@ -315,11 +315,12 @@ def app_env(url: str, sandbox_url: str, work: Path, *, in_process: bool) -> dict
     return env
 
 
-def fresh_database(kind: str, work: Path, name: str) -> str:
+def fresh_database(kind: str, work: Path, name: str, pg_db: str = PG_DB) -> str:
+    """A migrated scratch database: ``var/bench/webhooks-<name>.sqlite3`` or PostgreSQL ``pg_db``."""
     from gateway.bootstrap import prepare_database
     from ledger.db import create_engine
 
-    url = recreate_sqlite(work / f"webhooks-{name}.sqlite3") if kind == "sqlite" else recreate_postgres(PG_SERVER_URL, PG_DB)
+    url = recreate_sqlite(work / f"webhooks-{name}.sqlite3") if kind == "sqlite" else recreate_postgres(PG_SERVER_URL, pg_db)
     engine = create_engine(url)
     prepare_database(engine)
     engine.dispose()
