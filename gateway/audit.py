@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.clock import to_utc, utc_now
+from ledger.db import execute
 from ledger.schema import BigId, metadata
 
 audit_log = sa.Table(
@@ -196,7 +197,7 @@ def _check_actor(actor: Actor) -> None:
 
 
 # Built once (every money path writes a row; see ledger/posting.py).
-_INSERT = audit_log.insert()
+_INSERT = audit_log.insert().returning(audit_log.c.id)
 
 
 def record(
@@ -220,21 +221,16 @@ def record(
     text = _canonical_detail(detail)
     if not conn.in_transaction():
         raise NoTransaction("audit rows are written inside the transaction of the change they record")
-    result = conn.execute(
-        _INSERT,
-        {
-            "occurred_at": to_utc(now) if now is not None else utc_now(),
-            "actor_id": actor.id,
-            "actor_name": actor.name,
-            "action": action,
-            "subject": subject,
-            "request_id": actor.request_id,
-            "detail": text,
-        },
-    )
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    values = {
+        "occurred_at": to_utc(now) if now is not None else utc_now(),
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "action": action,
+        "subject": subject,
+        "request_id": actor.request_id,
+        "detail": text,
+    }
+    return int(execute(conn, _INSERT, values).scalar_one())
 
 
 def _parse_cursor(cursor: str | None) -> int | None:

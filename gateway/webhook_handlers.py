@@ -58,6 +58,7 @@ from gateway.providers.errors import ProviderError
 from gateway.providers.model import ProviderPayment, ProviderRefund
 from gateway.providers.stripe import StripeProvider
 from gateway.settings import Settings
+from ledger.db import execute
 from webhooks import (
     BackfillFailed,
     BackgroundProcessor,
@@ -153,10 +154,10 @@ class PaymentEvents:
     def _attempt(self, conn: Connection, payment_id: str, metadata: Mapping[str, Any]) -> Seen | None:
         """The attempt an object belongs to: by the provider's id, else by the attempt id nofu
         put in its metadata (an intent whose create answer was lost)."""
-        found = conn.execute(_SEEN_BY_PROVIDER_ID, {"p_id": payment_id}).first()
+        found = execute(conn, _SEEN_BY_PROVIDER_ID, {"p_id": payment_id}).first()
         attempt_id = _text(metadata.get("attempt_id"))
         if found is None and attempt_id is not None:
-            found = conn.execute(_SEEN_BY_PUBLIC_ID, {"p_id": attempt_id}).first()
+            found = execute(conn, _SEEN_BY_PUBLIC_ID, {"p_id": attempt_id}).first()
         return None if found is None else Seen.of(found)
 
     def _apply(self, before: Seen, payment: ProviderPayment | None, payment_id: str) -> Prepared:

@@ -43,6 +43,7 @@ from invoices.schema import MAX_INVOICE_AMOUNT, changes, invoices
 from invoices.validation import check_amount
 from ledger import Line, post
 from ledger.clock import utc_now
+from ledger.db import execute
 
 log = logging.getLogger("nofu.invoices")
 
@@ -101,7 +102,7 @@ _INSERT_CHANGE = changes.insert()
 
 def _applied_row(conn: Connection, invoice: Invoice, reference: str) -> sa.Row | None:
     """The history row of a payment already recorded under ``reference`` (its ledger entry id)."""
-    return conn.execute(_APPLIED, {"invoice_id": invoice.id, "reference": reference}).first()
+    return execute(conn, _APPLIED, {"invoice_id": invoice.id, "reference": reference}).first()
 
 
 def _applied(conn: Connection, invoice: Invoice, reference: str) -> bool:
@@ -114,7 +115,7 @@ _LOCK_BY_PUBLIC_ID = sa.select(invoices).where(invoices.c.public_id == sa.bindpa
 def lock_invoice(conn: Connection, public_id: str) -> Invoice:
     """The invoice a payment token names, its row locked for update (cancelled ones included:
     the caller decides what a payment for a cancelled invoice becomes)."""
-    row = conn.execute(_LOCK_BY_PUBLIC_ID, {"public_id": public_id}).first()
+    row = execute(conn, _LOCK_BY_PUBLIC_ID, {"public_id": public_id}).first()
     if row is None:
         raise InvoiceNotFound("no invoice with this public id")
     return to_invoice(row)
@@ -230,11 +231,13 @@ def _record(
     # The invoice row (locked by the caller) is written before the posting: the posting takes the
     # ledger's chain head, which every writer of the books queues on until this commit, so what
     # does not need the entry's id is not done while holding it.
-    conn.execute(
+    execute(
+        conn,
         _WRITE_PAID, {"invoice_id": invoice.id, "paid": paid, "status": status.value, "version": version, "now": now}
     )
     posted = post(conn, change_entry(invoice, "payment", label, lines, effective_date or ctx.today()), now=now)
-    conn.execute(
+    execute(
+        conn,
         _INSERT_CHANGE,
         {
             "invoice_id": invoice.id, "version": version, "kind": "payment", "actor": actor, "reason": None,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -129,3 +130,133 @@ def run_transaction(bind: Engine | Connection, work: Callable[[Connection], T], 
                 raise
             time.sleep(min(0.5, 0.005 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+# --- prebuilt statements on the driver's cursor ----------------------------------------------------
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """What :func:`execute` returns: the rows (named tuples: ``row.id``, ``row[0]``) and the
+    driver's ``rowcount``, with the few ``Result`` methods nofu's hot paths use."""
+
+    rowcount: int = -1
+
+    def first(self) -> Any:
+        return self[0] if self else None
+
+    def one(self) -> Any:
+        if len(self) != 1:
+            raise (sa.exc.NoResultFound if not self else sa.exc.MultipleResultsFound)(f"{len(self)} rows, one expected")
+        return self[0]
+
+    def scalar(self) -> Any:
+        return self[0][0] if self else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self]
+
+
+class _Plan:
+    """One statement compiled for one dialect and one set of parameter names: its SQL, how
+    parameters are converted and ordered, and how result rows are made."""
+
+    __slots__ = ("compiled", "sql", "names", "converters", "row", "readers", "statement")
+
+    def __init__(self, statement: Any, dialect: sa.Dialect, keys: list[str], many: bool) -> None:
+        self.statement = statement  # kept alive: plans are found by the statement's id()
+        compiled = statement.compile(dialect=dialect, column_keys=keys, for_executemany=many)
+        self.compiled = compiled
+        self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.converters = tuple(
+            (name, convert)
+            for name, bind in compiled.binds.items()
+            if (convert := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        )
+        columns = list(statement.exported_columns)  # a SELECT's columns, a DML statement's RETURNING
+        self.row = namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
+        readers = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.readers = readers if any(readers) else None
+
+    @classmethod
+    def usable(cls, statement: Any, dialect: sa.Dialect, keys: list[str], many: bool) -> _Plan | None:
+        """A plan, or None for what stays with Core: expanding IN lists (their SQL depends on
+        the values), row-returning executemany, result columns that cannot be tuple fields."""
+        try:
+            plan = cls(statement, dialect, keys, many)
+        except ValueError:  # a column key that is not a name (or twice the same): Core's Row copes
+            return None
+        if any(bind.expanding for bind in plan.compiled.binds.values()) or (many and plan.row is not None):
+            return None
+        return plan
+
+    def parameters(self, given: Mapping[str, Any]) -> Any:
+        values = self.compiled.construct_params(given)
+        assert values is not None
+        for name, convert in self.converters:
+            value = values[name]
+            if value is not None:
+                values[name] = convert(value)
+        return values if self.names is None else tuple(values[name] for name in self.names)
+
+    def rows(self, raw: list[Any]) -> Rows:
+        make = self.row._make  # type: ignore[union-attr]
+        readers = self.readers
+        if readers is None:
+            return Rows(map(make, raw))
+        return Rows(make([read(v) if read is not None and v is not None else v for read, v in zip(readers, r)]) for r in raw)
+
+
+_PLANS: dict[tuple[int, str, tuple[str, ...], bool], _Plan | None] = {}
+
+
+def execute(conn: Connection, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Rows:
+    """Run a prebuilt Core statement (a module constant) in ``conn``'s transaction, as Core would
+    — same SQL, same parameter conversions, same exception types — but on the driver's cursor.
+
+    Core spends about as much client CPU per statement as the driver and PostgreSQL's answer
+    together (cache key, execution context, result metadata; psycopg builds column descriptions
+    for every answer it is asked about): on the money path that was a fifth of a worker's CPU
+    (docs/webhooks.md). Statements Core must render per call (expanding ``IN``) still go through
+    Core, and so does everything while the engine has event listeners (tests and benchmarks that
+    count statements with ``before_cursor_execute`` see every one) or outside a transaction.
+    A list of parameter sets is an executemany (no rows back).
+    """
+    many = isinstance(params, list)
+    first = (params[0] if params else {}) if many else (params or {})  # type: ignore[index]
+    keys = sorted(first)
+    plan = None
+    dispatch = conn.dispatch
+    if conn.in_transaction() and not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+        key = (id(statement), conn.dialect.name, tuple(keys), many)
+        try:
+            plan = _PLANS[key]
+        except KeyError:
+            plan = _PLANS[key] = _Plan.usable(statement, conn.dialect, keys, many)
+    if plan is None:
+        result = conn.execute(statement, params)
+        rows = Rows(result.all() if result.returns_rows else ())
+        rows.rowcount = result.rowcount
+        return rows
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            bound: Any = [plan.parameters(p) for p in params]  # type: ignore[union-attr]
+            cursor.executemany(plan.sql, bound)
+            rows = Rows()
+        else:
+            bound = plan.parameters(first)
+            cursor.execute(plan.sql, bound)
+            rows = Rows() if plan.row is None else plan.rows(cursor.fetchall())
+        rows.rowcount = cursor.rowcount
+        return rows
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # Core's own handling: the same wrapped exception (IntegrityError, OperationalError …,
+        # which run_transaction's retry reads), and a lost connection invalidated.
+        conn._handle_dbapi_exception(exc, plan.sql, bound, cursor, None)
+        raise  # not reached: the call above raises
+    finally:
+        cursor.close()

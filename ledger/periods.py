@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.clock import to_utc, utc_now
+from ledger.db import execute
 from ledger.errors import ClosedPeriod, InvalidEntry
 from ledger.schema import chain_head, period_closes
 
@@ -26,7 +27,7 @@ _CLOSED_THROUGH = sa.select(chain_head.c.closed_through).where(chain_head.c.id =
 
 
 def closed_through(conn: Connection) -> date | None:
-    return conn.execute(_CLOSED_THROUGH).scalar()
+    return execute(conn, _CLOSED_THROUGH).scalar()
 
 
 def close_day(conn: Connection, business_date: date, *, closed_by: str) -> PeriodClose:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.chain import content_digest, entry_hash
 from ledger.clock import to_utc, utc_now
+from ledger.db import execute
 from ledger.errors import (
     AlreadyReversed,
     BalanceOverflow,
@@ -234,7 +235,7 @@ def post_many(
     if not requests:
         return []
 
-    head = conn.execute(_LOCK_HEAD).one()
+    head = execute(conn, _LOCK_HEAD).one()
 
     # Idempotency: keys already written, and keys repeated inside this batch.
     keys = list(dict.fromkeys(r.idempotency_key for r in requests))
@@ -280,7 +281,7 @@ def post_many(
     codes = sorted({line.account for _, r in fresh for line in r.lines})
     state: dict[str, list] = {}  # code -> [id, balance, version, original version]
     for chunk in _chunks(codes):
-        for row in conn.execute(_LOCK_ACCOUNTS, {"codes": chunk}):
+        for row in execute(conn, _LOCK_ACCOUNTS, {"codes": chunk}):
             if row.status != "open":
                 raise ClosedAccount(f"account {row.code} is closed", account=row.code)
             state[row.code] = [row.id, row.balance, row.version, row.version]
@@ -349,7 +350,8 @@ def post_many(
     if entry_rows:
         _insert_many(conn, lines, _LINE_COLUMNS, line_rows)
         _insert_many(conn, entries, _ENTRY_COLUMNS, entry_rows)
-        conn.execute(
+        execute(
+            conn,
             _UPDATE_BALANCE,
             [
                 {"b_id": a[0], "b_balance": a[1], "b_version": a[2]}
@@ -357,7 +359,7 @@ def post_many(
                 if a[2] != a[3]
             ],
         )
-        conn.execute(_ADVANCE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
+        execute(conn, _ADVANCE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
     return [r for r in results if r is not None]
 
 
@@ -405,7 +407,7 @@ def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, sa.Row]:
         # and the plan PostgreSQL then keeps may be the one made while the table was empty (a
         # sequential scan testing every key on every row), which made batched imports slow down
         # quadratically. The join stays linear whichever plan it gets.
-        rows = conn.execute(_STORED_KEYS_PG, {"keys": keys})
+        rows = execute(conn, _STORED_KEYS_PG, {"keys": keys})
         return {row.idempotency_key: row for row in rows}
     stored: dict[str, sa.Row] = {}
     for chunk in _chunks(keys):

@@ -59,7 +59,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.clock import to_utc, utc_now
-from ledger.db import run_transaction
+from ledger.db import execute, run_transaction
 from webhooks.handlers import (
     HandlerRegistry,
     InboxEvent,
@@ -242,7 +242,7 @@ class Processor:
         token = uuid.uuid4().hex
         lease = {"p_token": token, "p_owner": self.worker_id, "p_until": now + self.lease}
         # Leases that ran out first (their worker died: they have waited longest), then new work.
-        expired = list(conn.execute(_DUE_EXPIRED, {"p_now": now, "p_limit": limit}))
+        expired = list(execute(conn, _DUE_EXPIRED, {"p_now": now, "p_limit": limit}))
         worn_out = [row.id for row in expired if self.policy.exhausted(row.attempts)]
         if worn_out:
             conn.execute(
@@ -263,10 +263,10 @@ class Processor:
             wanted = {"p_now": now, "p_limit": limit - len(expired)}
             if conn.dialect.name == "postgresql":
                 # RETURNING shows the attempts as counted by this claim; its order is not the due order.
-                fresh = sorted(conn.execute(_CLAIM_PENDING_PG, {**wanted, **lease}), key=lambda r: (r.due_at, r.id))
+                fresh = sorted(execute(conn, _CLAIM_PENDING_PG, {**wanted, **lease}), key=lambda r: (r.due_at, r.id))
                 claims += [Claim.of(row, token, row.attempts) for row in fresh]
             else:
-                due = list(conn.execute(_DUE_PENDING, wanted))
+                due = list(execute(conn, _DUE_PENDING, wanted))
                 if due:
                     conn.execute(_LEASE, {"p_ids": [row.id for row in due], **lease})
                 claims += [Claim.of(row, token, row.attempts + 1) for row in due]
@@ -323,7 +323,7 @@ class Processor:
     @staticmethod
     def _locked(conn: Connection, claim: Claim) -> bool:
         """Lock the event's row for this transaction; False if it is no longer ours."""
-        return conn.execute(_LOCK, {"p_id": claim.id, "p_token": claim.token}).first() is not None
+        return execute(conn, _LOCK, {"p_id": claim.id, "p_token": claim.token}).first() is not None
 
     @staticmethod
     def _event(claim: Claim) -> InboxEvent:
@@ -358,15 +358,15 @@ class Processor:
         values = self._done_values(claim, outcome, self.now())
         effect = outcome.effect if outcome.kind is OutcomeKind.APPLIED else None
         if effect:
-            if conn.execute(_DONE_WITH_EFFECT, {**values, "p_effect": effect[:200]}).rowcount == 1:
+            if execute(conn, _DONE_WITH_EFFECT, {**values, "p_effect": effect[:200]}).rowcount == 1:
                 return outcome.kind.value
-            other = conn.execute(_EFFECT_OWNER, {"p_effect": effect[:200], "p_id": claim.id}).scalar()
+            other = execute(conn, _EFFECT_OWNER, {"p_effect": effect[:200], "p_id": claim.id}).scalar()
             if other is None:
                 raise _Lost
             # Two events raced to the same effect; the other one is on record as its cause.
             outcome = Outcome.skipped(f"{effect} was applied by {other}")
             values.update(p_state=outcome.kind.value, p_outcome=outcome.note[:MAX_OUTCOME])
-        if conn.execute(_DONE, values).rowcount != 1:
+        if execute(conn, _DONE, values).rowcount != 1:
             raise _Lost
         return outcome.kind.value
 
@@ -471,7 +471,7 @@ class Processor:
             outcomes = {**unhandled, **found.decided}
             now = self.now()
             values = [self._done_values(claim, outcomes[claim.id], now) for claim in claims if claim.id in outcomes]
-            if values and c.execute(_DONE, values).rowcount != len(values):
+            if values and execute(c, _DONE, values).rowcount != len(values):
                 raise _Lost  # some lease ran out: let each event find out on its own
             return Triage(outcomes, found.again)
 

@@ -32,6 +32,7 @@ from gateway.payments.state import AttemptStatus
 from invoices.notice_number import make_notice_number
 from invoices.schema import invoices
 from ledger.clock import to_utc
+from ledger.db import execute
 from ledger.keyset import decode_cursor, encode_cursor
 
 _PUBLIC_ID = re.compile(r"(pa|rf)_[0-9a-f]{24}")
@@ -165,7 +166,7 @@ _LOCK_UNSETTLED = (
 def lock_unsettled(conn: Connection, attempt_id: int) -> Attempt | None:
     """Lock the attempt for the rest of the transaction and read it whole, in one statement —
     or None, the lock held all the same, when its money is already recorded."""
-    row = conn.execute(_LOCK_UNSETTLED, {"id": attempt_id}).first()
+    row = execute(conn, _LOCK_UNSETTLED, {"id": attempt_id}).first()
     if row is None:
         raise PaymentNotFound("no payment with this id")
     return None if row.amount_received else to_attempt(row)
@@ -218,7 +219,7 @@ def write_attempt(conn: Connection, attempt: Attempt, *, now: datetime, **values
     the row is at ``attempt.version + 1`` afterwards)."""
     params = {f"w_{name}": value for name, value in values.items()}
     params.update(w_id=attempt.id, w_version=attempt.version, w_updated_at=now)
-    result = conn.execute(_write_statement(frozenset(values)), params)
+    result = execute(conn, _write_statement(frozenset(values)), params)
     if result.rowcount != 1:
         raise PaymentConflict("the payment changed meanwhile; try again", attempt=attempt.public_id)
 

@@ -36,6 +36,7 @@ from invoices.model import InvoiceContext, Status
 from invoices.payments import lock_invoice, record_payment_locked
 from invoices.records import OVERPAYMENTS_ACCOUNT
 from ledger import EntryRequest, Line, business_date, closed_through, post
+from ledger.db import execute
 
 log = logging.getLogger("nofu.payments")
 
@@ -119,7 +120,8 @@ def settle_locked(
     number = new_receipt_number(paid_at)
     fields = ReceiptFields(number, kind, attempt.notice_number, paid_at, attempt.amount, principal, late_fee, payment.id)
     keys.code(fields)  # fails here, not later, when the active key is unusable
-    conn.execute(
+    execute(
+        conn,
         _INSERT_RECEIPT,
         {
             "receipt_number": number, "attempt_id": attempt.id, "invoice_id": invoice.id, "kind": kind,
