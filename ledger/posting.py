@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -72,12 +72,23 @@ _BATCH_KEYS = (
 _STORED_KEYS_PG = sa.select(*_STORED_COLUMNS).join(
     _BATCH_KEYS, entries.c.idempotency_key == _BATCH_KEYS.c.key
 )
-_LOCK_ACCOUNTS = (
-    sa.select(accounts.c.id, accounts.c.code, accounts.c.status, accounts.c.balance, accounts.c.version)
-    .where(accounts.c.code.in_(sa.bindparam("codes", expanding=True)))
-    .order_by(accounts.c.id)
-    .with_for_update()
-)
+_STORED_KEY = sa.select(*_STORED_COLUMNS).where(entries.c.idempotency_key == sa.bindparam("key"))
+
+
+def _lock_accounts(codes: Any) -> sa.Select:
+    return (
+        sa.select(accounts.c.id, accounts.c.code, accounts.c.status, accounts.c.balance, accounts.c.version)
+        .where(accounts.c.code.in_(codes))
+        .order_by(accounts.c.id)
+        .with_for_update()
+    )
+
+
+_LOCK_ACCOUNTS = _lock_accounts(sa.bindparam("codes", expanding=True))
+# A posting's few accounts: one statement per count, so that it runs on the driver's cursor
+# (an expanding IN is rendered by Core on every call).
+_FEW = 4
+_LOCK_FEW_ACCOUNTS = {n: _lock_accounts([sa.bindparam(f"c{i}") for i in range(n)]) for n in range(1, _FEW + 1)}
 _LINE_COLUMNS = (
     "entry_id", "line_no", "account_id", "side", "amount", "effective_date", "balance_after",
     "account_version",
@@ -281,7 +292,11 @@ def post_many(
     codes = sorted({line.account for _, r in fresh for line in r.lines})
     state: dict[str, list] = {}  # code -> [id, balance, version, original version]
     for chunk in _chunks(codes):
-        for row in execute(conn, _LOCK_ACCOUNTS, {"codes": chunk}):
+        if len(chunk) <= _FEW:
+            locked = execute(conn, _LOCK_FEW_ACCOUNTS[len(chunk)], {f"c{i}": code for i, code in enumerate(chunk)})
+        else:
+            locked = execute(conn, _LOCK_ACCOUNTS, {"codes": chunk})
+        for row in locked:
             if row.status != "open":
                 raise ClosedAccount(f"account {row.code} is closed", account=row.code)
             state[row.code] = [row.id, row.balance, row.version, row.version]
@@ -402,6 +417,8 @@ def _insert_plan(
 
 def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, sa.Row]:
     """The entries already written under any of ``keys``, by key."""
+    if len(keys) == 1:
+        return {row.idempotency_key: row for row in execute(conn, _STORED_KEY, {"key": keys[0]})}
     if len(keys) > 1 and conn.dialect.name == "postgresql":
         # One join for a batch. Not a long IN list: psycopg prepares a statement run five times,
         # and the plan PostgreSQL then keeps may be the one made while the table was empty (a
