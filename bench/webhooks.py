@@ -365,12 +365,14 @@ def make_payments(url: str, env: dict[str, str], count: int) -> tuple[list[bytes
     return [json.dumps(evt, indent=2, ensure_ascii=False).encode("utf-8") for evt in events], count
 
 
-def finished(engine: Any) -> int:
+def unfinished(engine: Any) -> int:
+    """Events still to be worked (pending or processing). Once every delivery has been answered,
+    every event is stored, so none left means all finished (``check_books`` counts them after).
+    Counted through the due index: a count of finished rows read the whole inbox, payloads and
+    all, twenty times a second — 3 % of PostgreSQL's CPU in the measured window."""
     with engine.connect() as conn:
         return int(
-            conn.execute(
-                sa.text("SELECT count(*) FROM webhook_events WHERE state IN ('applied', 'skipped', 'ignored', 'dead')")
-            ).scalar_one()
+            conn.execute(sa.text("SELECT count(*) FROM webhook_events WHERE state IN ('pending', 'processing')")).scalar_one()
         )
 
 
@@ -428,10 +430,10 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
             meter.start()
             began = time.perf_counter()
             load = asyncio.run(closed_loop(port, signed, E2E_SENDERS, "/webhooks/stripe"))
-            while finished(engine) < len(bodies):
+            while left := unfinished(engine):
                 if time.perf_counter() - began > 600:
-                    raise AssertionError(f"only {finished(engine)} of {len(bodies)} events finished in 10 minutes")
-                time.sleep(0.05)  # each look is a count over the inbox: keep it off the measured cores
+                    raise AssertionError(f"{left} of {len(bodies)} events unfinished after 10 minutes")
+                time.sleep(0.05)  # each look is a query: keep them few
             seconds = time.perf_counter() - began
             meter.stop()
         finally:
