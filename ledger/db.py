@@ -244,11 +244,16 @@ def execute(conn: Connection, statement: Any, params: Mapping[str, Any] | Sequen
 
     Core spends about as much client CPU per statement as the driver and PostgreSQL's answer
     together (cache key, execution context, result metadata; psycopg builds column descriptions
-    for every answer it is asked about): on the money path that was a fifth of a worker's CPU
-    (docs/webhooks.md). Statements Core must render per call (expanding ``IN``) still go through
-    Core, and so does everything while the engine has event listeners (tests and benchmarks that
-    count statements with ``before_cursor_execute`` see every one) or outside a transaction.
-    A list of parameter sets is an executemany (no rows back).
+    for every answer it is asked about): a webhook worker runs a third fewer instructions per
+    event this way (docs/webhooks.md). Statements Core must render per call (expanding ``IN``)
+    still go through Core, and so does everything while the engine has cursor listeners (tests
+    and benchmarks that count statements with ``before_cursor_execute`` see every one) or
+    outside a transaction. A list of parameter sets is an executemany (no rows back).
+
+    Two private SQLAlchemy names are used, for Core's own behaviour rather than a copy of it:
+    ``_has_events`` (a cheap first look before the listener collections) and
+    ``_handle_dbapi_exception``. SQLAlchemy is pinned; ``tests/ledger/test_execute.py`` fails if
+    either changes.
     """
     many = isinstance(params, list)
     first = (params[0] if params else {}) if many else (params or {})  # type: ignore[index]

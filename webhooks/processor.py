@@ -25,7 +25,7 @@ Cost (it decides throughput): a worker holds one connection for a batch (no pool
 event); on PostgreSQL the claim is one ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
 RETURNING`` that hands back what the handlers read (type, ids, payload — never changed once
 stored), so an event's own transaction is what its handler does plus one prebuilt update and one
-commit.
+commit. The prebuilt statements run on the driver's cursor (``ledger.db.execute``).
 
 Triage (when the registry has one, see ``webhooks.handlers``): before a batch is applied, the
 triage reads what it needs once for the whole batch and decides the events that change nothing

@@ -67,7 +67,8 @@ def test_parameters_are_converted_and_executemany_counts_rows(engine: Engine) ->
 
 def test_a_refusal_is_cores_exception_and_nothing_is_written(engine: Engine) -> None:
     codes, _ = _posted(engine)
-    twin = {k: v for k, v in run_transaction(engine, lambda c: c.execute(_ACCOUNT, {"p_code": codes[0]}).one())._mapping.items() if k != "id"}
+    account = run_transaction(engine, lambda c: c.execute(_ACCOUNT, {"p_code": codes[0]}).one())
+    twin = {k: v for k, v in account._mapping.items() if k != "id"}
 
     def touch_then_duplicate(c: sa.Connection) -> None:
         execute(c, _TOUCH, {"p_code": codes[0], "p_at": datetime.now(UTC)})
