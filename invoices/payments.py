@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -100,7 +101,7 @@ _WRITE_PAID = (
 _INSERT_CHANGE = changes.insert()
 
 
-def _applied_row(conn: Connection, invoice: Invoice, reference: str) -> sa.Row | None:
+def _applied_row(conn: Connection, invoice: Invoice, reference: str) -> Any:
     """The history row of a payment already recorded under ``reference`` (its ledger entry id)."""
     return execute(conn, _APPLIED, {"invoice_id": invoice.id, "reference": reference}).first()
 

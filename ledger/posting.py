@@ -415,7 +415,7 @@ def _insert_plan(
     return plan
 
 
-def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, sa.Row]:
+def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, Any]:
     """The entries already written under any of ``keys``, by key."""
     if len(keys) == 1:
         return {row.idempotency_key: row for row in execute(conn, _STORED_KEY, {"key": keys[0]})}
@@ -426,7 +426,7 @@ def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, sa.Row]:
         # quadratically. The join stays linear whichever plan it gets.
         rows = execute(conn, _STORED_KEYS_PG, {"keys": keys})
         return {row.idempotency_key: row for row in rows}
-    stored: dict[str, sa.Row] = {}
+    stored: dict[str, Any] = {}
     for chunk in _chunks(keys):
         for row in conn.execute(_STORED_KEYS, {"keys": chunk}):
             stored[row.idempotency_key] = row
