@@ -156,9 +156,6 @@ class Rows(list):  # type: ignore[type-arg]
     def scalar_one(self) -> Any:
         return self.one()[0]
 
-    def scalars(self) -> list[Any]:
-        return [row[0] for row in self]
-
 
 class _Plan:
     """One statement compiled for one dialect and one set of parameter names: its SQL, how
