@@ -365,14 +365,18 @@ def make_payments(url: str, env: dict[str, str], count: int) -> tuple[list[bytes
     return [json.dumps(evt, indent=2, ensure_ascii=False).encode("utf-8") for evt in events], count
 
 
-def unfinished(engine: Any) -> int:
-    """Events still to be worked (pending or processing). Once every delivery has been answered,
-    every event is stored, so none left means all finished (``check_books`` counts them after).
-    Counted through the due index: a count of finished rows read the whole inbox, payloads and
-    all, twenty times a second — 3 % of PostgreSQL's CPU in the measured window."""
+def unfinished(engine: Any) -> bool:
+    """Whether any event is still to be worked (pending or processing). Once every delivery has
+    been answered, every event is stored, so none left means all finished (``check_books``
+    counts them after). One look through the due index that stops at the first such row: a
+    count of finished rows read the whole inbox, payloads and all, twenty times a second (3 % of
+    PostgreSQL's CPU in the measured window), and a count of unfinished ones still stepped over
+    every row's index entries left behind by earlier states (4 %)."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(sa.text("SELECT count(*) FROM webhook_events WHERE state IN ('pending', 'processing')")).scalar_one()
+        return bool(
+            conn.execute(
+                sa.text("SELECT EXISTS (SELECT 1 FROM webhook_events WHERE state IN ('pending', 'processing'))")
+            ).scalar_one()
         )
 
 
@@ -430,9 +434,9 @@ def end_to_end(kind: str, work: Path, payments: int, workers: int) -> dict[str, 
             meter.start()
             began = time.perf_counter()
             load = asyncio.run(closed_loop(port, signed, E2E_SENDERS, "/webhooks/stripe"))
-            while left := unfinished(engine):
+            while unfinished(engine):
                 if time.perf_counter() - began > 600:
-                    raise AssertionError(f"{left} of {len(bodies)} events unfinished after 10 minutes")
+                    raise AssertionError(f"events of {len(bodies)} still unfinished after 10 minutes")
                 time.sleep(0.05)  # each look is a query: keep them few
             seconds = time.perf_counter() - began
             meter.stop()
