@@ -20,6 +20,7 @@ def test_the_floor_replays_a_drain_row_for_row(tmp_path: Path, monkeypatch: pyte
     require_postgres()
     monkeypatch.setattr(drain, "TEMPLATE", "nofu_bench_drain_t_tpl")
     monkeypatch.setattr(drain, "EVENTS", tmp_path / "events.json")
+    monkeypatch.setattr(drain, "DEFAULT_WORKDIR", tmp_path)  # the development keys it generates
     try:
         drain.prepare(3)
         stored_at = utc_now()
