@@ -221,6 +221,17 @@ _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _CURSOR = "nofu_cursor"
 
 
+def plan_for(statement: Any, dialect: sa.Dialect, keys: Sequence[str], many: bool) -> _Plan | None:
+    """The plan for a prebuilt ``statement`` (a module constant) with parameters named ``keys``
+    (sorted), made once; None when the statement stays with Core (see ``_Plan.usable``)."""
+    key = (id(statement), dialect.name, tuple(keys), many)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        plan = _PLANS[key] = _Plan.usable(statement, dialect, list(keys), many)
+        return plan
+
+
 def _cursor(conn: Connection) -> Any:
     """The driver cursor kept with ``conn``'s driver connection (making one per statement cost
     about a tenth of a short statement's client CPU)."""
@@ -260,11 +271,7 @@ def execute(conn: Connection, statement: Any, params: Mapping[str, Any] | Sequen
         conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
     )
     if conn.in_transaction() and not watched:
-        key = (id(statement), conn.dialect.name, tuple(keys), many)
-        try:
-            plan = _PLANS[key]
-        except KeyError:
-            plan = _PLANS[key] = _Plan.usable(statement, conn.dialect, keys, many)
+        plan = plan_for(statement, conn.dialect, keys, many)
     if plan is None:
         result = conn.execute(statement, params)
         rows = Rows(result.all() if result.returns_rows else ())

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.chain import content_digest, entry_hash
 from ledger.clock import to_utc, utc_now
-from ledger.db import execute
+from ledger.db import execute, plan_for
 from ledger.errors import (
     AlreadyReversed,
     BalanceOverflow,
@@ -97,6 +97,8 @@ _ENTRY_COLUMNS = (
     "id", "effective_date", "recorded_at", "description", "source_ref", "idempotency_key",
     "content_digest", "reverses_entry_id", "prev_hash", "hash",
 )
+_INSERT_LINES = lines.insert()
+_INSERT_ENTRIES = entries.insert()
 _UPDATE_BALANCE = (
     accounts.update()
     .where(accounts.c.id == sa.bindparam("b_id"))
@@ -363,8 +365,8 @@ def post_many(
             )
 
     if entry_rows:
-        _insert_many(conn, lines, _LINE_COLUMNS, line_rows)
-        _insert_many(conn, entries, _ENTRY_COLUMNS, entry_rows)
+        _insert_many(conn, _INSERT_LINES, _LINE_COLUMNS, line_rows)
+        _insert_many(conn, _INSERT_ENTRIES, _ENTRY_COLUMNS, entry_rows)
         execute(
             conn,
             _UPDATE_BALANCE,
@@ -378,48 +380,29 @@ def post_many(
     return [r for r in results if r is not None]
 
 
-def _insert_many(conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _insert_many(conn: Connection, statement: sa.Insert, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """INSERT ``rows`` (tuples in ``columns`` order) with the SQL and the value conversions Core
-    would use, minus Core's bookkeeping per row, which cost more than SQLite's own work on
-    batched imports (see docs/benchmarks.md)."""
-    sql, names, processors = _insert_plan(conn.dialect, table, columns)
-    for index, convert in enumerate(processors):
-        if convert is not None:
-            # A batch repeats few dates and one recorded_at: convert each distinct value once.
-            converted: dict = {}
-            for row in rows:
-                value = row[index]
-                if value not in converted:
-                    converted[value] = convert(value)
-            rows = [(*row[:index], converted[row[index]], *row[index + 1 :]) for row in rows]
-    params: list = rows if names is None else [dict(zip(names, row)) for row in rows]
-    conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
-
-
-_INSERT_PLANS: dict[tuple[type, str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None, list]] = {}
-
-
-def _insert_plan(
-    dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]
-) -> tuple[str, tuple[str, ...] | None, list]:
-    """(SQL, parameter names or None when positional, bind processor per column), per dialect."""
-    key = (type(dialect), dialect.paramstyle, table.name, columns)
-    plan = _INSERT_PLANS.get(key)
-    if plan is None:
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
-        if compiled.positional:
-            assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
-        names = None if compiled.positional else columns
-        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-        plan = _INSERT_PLANS[key] = (str(compiled), names, processors)
-    return plan
+    would use (``ledger.db.plan_for``, as ``execute`` does), minus Core's bookkeeping per row,
+    which cost more than SQLite's own work on batched imports (see docs/benchmarks.md)."""
+    plan = plan_for(statement, conn.dialect, sorted(columns), many=True)
+    assert plan is not None and plan.names == columns, (columns, plan and plan.names)
+    for name, convert in plan.converters:
+        index = columns.index(name)
+        # A batch repeats few dates and one recorded_at: convert each distinct value once.
+        converted: dict = {}
+        for row in rows:
+            value = row[index]
+            if value not in converted:
+                converted[value] = convert(value) if value is not None else None
+        rows = [(*row[:index], converted[row[index]], *row[index + 1 :]) for row in rows]
+    conn.exec_driver_sql(plan.sql, rows if len(rows) > 1 else rows[0])
 
 
 def _stored_entries(conn: Connection, keys: list[str]) -> dict[str, Any]:
     """The entries already written under any of ``keys``, by key."""
     if len(keys) == 1:
         return {row.idempotency_key: row for row in execute(conn, _STORED_KEY, {"key": keys[0]})}
-    if len(keys) > 1 and conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # One join for a batch. Not a long IN list: psycopg prepares a statement run five times,
         # and the plan PostgreSQL then keeps may be the one made while the table was empty (a
         # sequential scan testing every key on every row), which made batched imports slow down
