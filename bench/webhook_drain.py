@@ -44,7 +44,7 @@ import psycopg
 import sqlalchemy as sa
 
 from bench._common import DEFAULT_WORKDIR, PG_SERVER_URL, drop_postgres, pg_url
-from bench.webhooks import API_KEY, SECRET, app_env, cpu_seconds, fresh_database, make_payments, postgres_pids
+from bench.webhooks import API_KEY, SECRET, CpuMeter, app_env, fresh_database, make_payments, postgres_pids
 
 if TYPE_CHECKING:
     from webhooks.processor import Processor
@@ -102,16 +102,19 @@ def processor_for(url: str) -> Processor:
 
 
 class Usage:
-    """CPU of this process and of PostgreSQL (every ``postgres`` process) over a block, and its wall time."""
+    """This process's CPU, PostgreSQL's (every ``postgres`` process, ``CpuMeter``) and the wall
+    time over a block."""
 
     def __enter__(self) -> Usage:
-        self._pg = {pid: cpu_seconds(pid) for pid in postgres_pids()}
+        self._meter = CpuMeter({"PostgreSQL": postgres_pids})
+        self._meter.start()
         self._cpu, self._wall = time.process_time(), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cpu, self.wall = time.process_time() - self._cpu, time.perf_counter() - self._wall
-        self.postgres = sum(cpu_seconds(pid) - self._pg.get(pid, 0.0) for pid in postgres_pids())
+        self._meter.stop()
+        self.postgres = self._meter.spent["PostgreSQL"]
 
     def per_event(self, events: int, client: str) -> str:
         per = 1000 / events
