@@ -338,7 +338,6 @@ class Processor:
             attempts=claim.attempts,
         )
 
-
     def _done_values(self, claim: Claim, outcome: Outcome, now: datetime) -> dict[str, Any]:
         return {
             "p_id": claim.id, "p_token": claim.token, "p_at": now, "p_state": outcome.kind.value,
